@@ -1,0 +1,99 @@
+from flask import current_app, render_template
+
+from app.consultation.tokens import JOIN_PATH, new_token
+from app.extensions import db
+from app.invitations import crypto
+from app.invitations.models import FAILED, OutboxMessage
+from app.tariffs import has_feature
+from app.timeutil import to_local
+
+
+def patient_link(token: str) -> str:
+    # Built from configuration, not url_for: the sender runs outside any request.
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + JOIN_PATH + token
+
+
+def sms_configured() -> bool:
+    cfg = current_app.config
+    return bool(cfg.get("VONAGE_API_KEY") and cfg.get("VONAGE_API_SECRET"))
+
+
+def sms_available(practice):
+    """(available, reason): SMS needs the tariff and Vonage credentials."""
+    from flask_babel import gettext as _
+
+    if not has_feature(practice, "sms"):
+        return False, _("SMS-Einladungen sind in den Tarifen Standard und Premium enthalten.")
+    if not sms_configured():
+        return False, _("Der SMS-Versand ist auf diesem Server nicht eingerichtet (Vonage-Zugangsdaten fehlen).")
+    return True, None
+
+
+def queue_invitation(appointment, token, channels):
+    """Add one outbox entry per channel to the current transaction (no commit)."""
+    payload = crypto.seal({"token": token})
+    for channel in channels:
+        db.session.add(OutboxMessage(
+            practice_id=appointment.practice_id, appointment=appointment, kind="invitation",
+            channel=channel, payload=payload,
+        ))
+
+
+def resend_invitation(appointment, channel):
+    """A fresh link for the patient (the old one stops working) on this channel."""
+    token, token_hash = new_token()
+    appointment.token_hash = token_hash
+    queue_invitation(appointment, token, [channel])
+    db.session.commit()
+
+
+def queue_cancellation(appointment):
+    """Tell the patient on every channel an invitation already reached or may reach.
+
+    The text is rendered now: the appointment is gone when the sender runs.
+    """
+    practice = _practice(appointment)
+    channels = sorted({m.channel for m in appointment.messages if m.kind == "invitation" and m.status != FAILED})
+    if not channels:
+        return
+    local = to_local(appointment.starts_at, practice.timezone)
+    ctx = dict(practice=practice, contact=appointment.contact, local=local, appointment=appointment)
+    for channel in channels:
+        if channel == "email":
+            data = {
+                "to": appointment.contact.email,
+                "subject": f"Termin abgesagt: Videosprechstunde bei {practice.name}",
+                "text": render_template("email/cancellation.txt", **ctx),
+                "html": render_template("email/cancellation.html", **ctx),
+            }
+        else:
+            if not appointment.contact.mobile:
+                continue
+            data = {"to": appointment.contact.mobile, "text": render_template("sms/cancellation.txt", **ctx)}
+        db.session.add(OutboxMessage(
+            practice_id=appointment.practice_id, appointment_id=None, kind="cancellation",
+            channel=channel, payload=crypto.seal(data),
+        ))
+
+
+def _practice(appointment):
+    from app.auth.models import Practice
+
+    return db.session.get(Practice, appointment.practice_id)
+
+
+def delivery_states(appointment):
+    """The latest invitation message per channel: what the panel shows."""
+    latest = {}
+    for message in appointment.messages:
+        if message.kind == "invitation":
+            latest[message.channel] = message
+    return [latest[c] for c in ("email", "sms") if c in latest]
+
+
+def messages_final(message_ids, practice_id):
+    rows = db.session.execute(
+        db.select(OutboxMessage).where(OutboxMessage.id.in_(message_ids), OutboxMessage.practice_id == practice_id)
+    ).scalars().all()
+    return rows
+

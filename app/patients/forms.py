@@ -1,0 +1,134 @@
+"""The appointment form: every rule with its German message beside the field."""
+from datetime import date, datetime, time, timedelta
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, StringField
+from wtforms.validators import ValidationError
+
+from app.timeutil import local_to_utc, utcnow
+
+NAME_MAX = 100
+DURATION_MIN, DURATION_MAX = 5, 180
+DURATION_CHOICES = (10, 15, 20, 30, 45, 60, 90)
+CONSENT_TEXT = _l("Der Nutzer hat eingewilligt, SMS- und E-Mail-Nachrichten von mir zu erhalten")
+# How far ahead an appointment may be booked; beyond that it is most likely a typo.
+MAX_DAYS_AHEAD = 366
+
+
+def _clean(value):
+    return " ".join((value or "").split())
+
+
+def _name(field, required_msg):
+    value = _clean(field.data)
+    field.data = value
+    if not value:
+        raise ValidationError(required_msg)
+    if len(value) > NAME_MAX:
+        raise ValidationError(_l("Höchstens %(n)d Zeichen.", n=NAME_MAX))
+    if any(ch in value for ch in "<>\"@\\/{}") or any(ord(ch) < 32 for ch in value):
+        raise ValidationError(_l("Bitte nur Buchstaben, Leerzeichen, Bindestrich und Apostroph."))
+
+
+class AppointmentForm(FlaskForm):
+    contact_id = HiddenField()
+    first_name = StringField(_l("Vorname"))
+    last_name = StringField(_l("Nachname"))
+    email = StringField(_l("E-Mail"))
+    mobile = StringField(_l("Mobilnummer"))
+    date = StringField(_l("Datum"))
+    time = StringField(_l("Uhrzeit"))
+    duration = StringField(_l("Voraussichtliche Dauer (Minuten)"), default="15")
+    send_sms = BooleanField(_l("Einladung per SMS versenden"))
+    consent = BooleanField(CONSENT_TEXT)
+
+    def __init__(self, *args, practice_tz="Europe/Berlin", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.practice_tz = practice_tz
+        self.starts_at_utc = None
+
+    def validate_first_name(self, field):
+        _name(field, _l("Bitte geben Sie den Vornamen ein."))
+
+    def validate_last_name(self, field):
+        _name(field, _l("Bitte geben Sie den Nachnamen ein."))
+
+    def validate_email(self, field):
+        value = (field.data or "").strip()
+        field.data = value
+        if not value:
+            raise ValidationError(_l("Bitte geben Sie die E-Mail-Adresse ein."))
+        if len(value) > 254:
+            raise ValidationError(_l("Die E-Mail-Adresse ist zu lang."))
+        try:
+            result = validate_email(value, check_deliverability=False)
+        except EmailNotValidError:
+            raise ValidationError(_l("Bitte geben Sie eine gültige E-Mail-Adresse ein, z. B. name@beispiel.de.")) from None
+        field.data = result.normalized.lower()
+
+    def validate_mobile(self, field):
+        value = (field.data or "").strip()
+        field.data = value or None
+        if not value:
+            if self.send_sms.data:
+                raise ValidationError(_l("Für die SMS-Einladung wird eine Mobilnummer benötigt."))
+            return
+        if len(value) > 30:
+            raise ValidationError(_l("Bitte geben Sie eine gültige Mobilnummer ein, z. B. 0151 23456789."))
+        try:
+            number = phonenumbers.parse(value, "DE")
+        except phonenumbers.NumberParseException:
+            raise ValidationError(_l("Bitte geben Sie eine gültige Mobilnummer ein, z. B. 0151 23456789.")) from None
+        if not phonenumbers.is_valid_number(number):
+            raise ValidationError(_l("Bitte geben Sie eine gültige Mobilnummer ein, z. B. 0151 23456789."))
+        if phonenumbers.number_type(number) not in (
+            phonenumbers.PhoneNumberType.MOBILE,
+            phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        ):
+            raise ValidationError(_l("Das ist keine Mobilnummer; SMS können nur an Mobilnummern gehen."))
+        field.data = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    def validate_date(self, field):
+        try:
+            field.parsed = date.fromisoformat((field.data or "").strip())
+        except ValueError:
+            field.parsed = None
+            raise ValidationError(_l("Bitte wählen Sie ein Datum.")) from None
+
+    def validate_time(self, field):
+        raw = (field.data or "").strip()
+        try:
+            field.parsed = time.fromisoformat(raw) if len(raw) in (5, 8) else None
+        except ValueError:
+            field.parsed = None
+        if field.parsed is None:
+            raise ValidationError(_l("Bitte geben Sie eine Uhrzeit ein, z. B. 09:30."))
+        day = getattr(self.date, "parsed", None)
+        if day is None:
+            return
+        starts = local_to_utc(datetime.combine(day, field.parsed.replace(second=0)), self.practice_tz)
+        now = utcnow()
+        if starts <= now:
+            raise ValidationError(_l("Der Termin muss in der Zukunft liegen."))
+        if starts > now + timedelta(days=MAX_DAYS_AHEAD):
+            raise ValidationError(_l("Der Termin darf höchstens ein Jahr im Voraus liegen."))
+        self.starts_at_utc = starts
+
+    def validate_duration(self, field):
+        raw = (field.data or "").strip()
+        if not raw.isdigit() or not DURATION_MIN <= int(raw) <= DURATION_MAX:
+            raise ValidationError(
+                _l("Bitte geben Sie eine Dauer zwischen %(lo)d und %(hi)d Minuten an.", lo=DURATION_MIN, hi=DURATION_MAX)
+            )
+        field.parsed = int(raw)
+
+    def validate_consent(self, field):
+        if not field.data:
+            raise ValidationError(_l("Ohne Einwilligung kann keine Einladung verschickt werden."))
+
+    def validate_contact_id(self, field):
+        raw = (field.data or "").strip()
+        field.data = int(raw) if raw.isdigit() else None

@@ -1,0 +1,60 @@
+from app.extensions import db
+from app.timeutil import utcnow
+
+
+class Contact(db.Model):
+    """A person the practice has invited; one per e-mail address and practice."""
+
+    __table_args__ = (db.UniqueConstraint("practice_id", "email", name="uq_contact_practice_email"),)
+
+    id = db.Column(db.Integer, primary_key=True)
+    practice_id = db.Column(
+        db.Integer, db.ForeignKey("practice.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    first_name = db.Column(db.String(100), nullable=False)
+    last_name = db.Column(db.String(100), nullable=False)
+    email = db.Column(db.String(254), nullable=False)  # lower-cased
+    mobile = db.Column(db.String(20))  # E.164
+    # Lower-cased "first last" for the contact search.
+    search_name = db.Column(db.String(201), nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+    appointments = db.relationship("Appointment", back_populates="contact", passive_deletes=True)
+
+    @property
+    def full_name(self):
+        return f"{self.first_name} {self.last_name}"
+
+
+class Appointment(db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+    practice_id = db.Column(
+        db.Integer, db.ForeignKey("practice.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    contact_id = db.Column(
+        db.Integer, db.ForeignKey("contact.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    starts_at = db.Column(db.DateTime, nullable=False, index=True)  # UTC
+    duration_minutes = db.Column(db.Integer, nullable=False)
+    # SHA-256 of the patient's link token; the token itself is never stored.
+    token_hash = db.Column(db.String(64), nullable=False, unique=True)
+    sms_requested = db.Column(db.Boolean, nullable=False, default=False)
+    consent_at = db.Column(db.DateTime, nullable=False)
+    consent_by_id = db.Column(db.Integer, db.ForeignKey("staff.id", ondelete="SET NULL"))
+    consent_text = db.Column(db.Text, nullable=False)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("staff.id", ondelete="SET NULL"))
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    contact = db.relationship("Contact", back_populates="appointments")
+    consent_by = db.relationship("Staff", foreign_keys=[consent_by_id])
+    messages = db.relationship(
+        "OutboxMessage", back_populates="appointment", cascade="all, delete-orphan",
+        passive_deletes=True, order_by="OutboxMessage.id",
+    )
+
+    @property
+    def ends_at(self):
+        from datetime import timedelta
+
+        return self.starts_at + timedelta(minutes=self.duration_minutes)

@@ -1,0 +1,163 @@
+from flask import redirect, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from app import invitations
+from app.invitations.models import FAILED, PENDING, SENT
+from app.patients import bp, services
+from app.patients.forms import CONSENT_TEXT, AppointmentForm
+from app.tariffs import has_feature
+from app.web import current_practice, render, toast
+
+
+# About two minutes of polling; after that the panel still shows the state.
+MAX_DELIVERY_POLLS = 120
+
+
+@bp.before_request
+@login_required
+def _require_login():
+    pass
+
+
+@bp.route("/")
+def root():
+    return redirect(url_for("patients.index"))
+
+
+@bp.route("/patienten")
+def index():
+    practice = current_practice()
+    upcoming, past = services.appointment_lists(practice)
+    return render("patients/index.html", "patients/_list.html", upcoming=upcoming, past=past)
+
+
+def _form_context(form, practice, **extra):
+    available, reason = invitations.sms_available(practice)
+    return dict(form=form, sms_available=available, sms_reason=reason, **extra)
+
+
+@bp.route("/patienten/termin-erstellen")
+def new_appointment():
+    practice = current_practice()
+    form = AppointmentForm(formdata=None, practice_tz=practice.timezone)
+    return render("patients/index.html", "patients/_form.html", **_form_context(form, practice),
+                  **_lists_for_page(practice))
+
+
+def _lists_for_page(practice):
+    # The full page shows the list beside the panel; an HTMX request needs only the panel.
+    from app.web import is_htmx
+
+    if is_htmx():
+        return {}
+    upcoming, past = services.appointment_lists(practice)
+    return {"upcoming": upcoming, "past": past}
+
+
+@bp.route("/patienten/termine", methods=["POST"])
+def create_appointment():
+    practice = current_practice()
+    form = AppointmentForm(practice_tz=practice.timezone)
+    valid = form.validate()
+    status = 422
+    if form.send_sms.data:
+        available, reason = invitations.sms_available(practice)
+        if not available:
+            form.send_sms.errors = list(form.send_sms.errors) + [reason]
+            valid = False
+            # The tariff refuses it: not a typo the user can fix in the field.
+            status = 403 if not has_feature(practice, "sms") else 422
+    if not valid:
+        return render("patients/index.html", "patients/_form.html", status=status,
+                      **_form_context(form, practice), **_lists_for_page(practice))
+    appointment = services.create_appointment(practice, current_user, form, str(CONSENT_TEXT))
+    toast(_("Ihr Termin wurde erfolgreich erstellt und der Teilnehmer wurde informiert."), "info")
+    return render("patients/index.html", "patients/_created.html", status=201,
+                  headers={"HX-Trigger": "appointments-changed"},
+                  appointment=appointment, watch=invitations.delivery_states(appointment),
+                  **_lists_for_page(practice))
+
+
+@bp.route("/patienten/liste")
+def patient_list():
+    upcoming, past = services.appointment_lists(current_practice())
+    return render("patients/index.html", "patients/_list.html", upcoming=upcoming, past=past)
+
+
+@bp.route("/patienten/suche")
+def search():
+    contacts = services.search_contacts(current_practice(), request.args.get("q", ""))
+    return render("patients/index.html", "patients/_search_results.html", contacts=contacts,
+                  q=request.args.get("q", ""))
+
+
+@bp.route("/patienten/kontakte/<int:contact_id>")
+def panel(contact_id):
+    practice = current_practice()
+    contact = services.get_contact(practice, contact_id)
+    upcoming, past = services.contact_appointments(practice, contact)
+    return render("patients/index.html", "patients/_panel.html", contact=contact,
+                  appointments=upcoming, past_appointments=past,
+                  invitations_of=invitations.delivery_states, **_lists_for_page(practice))
+
+
+@bp.route("/patienten/termine/<int:appointment_id>/zustellung")
+def delivery(appointment_id):
+    """Polled after Einladen: toasts once each invitation is sent or has failed."""
+    practice = current_practice()
+    appointment = services.get_appointment(practice, appointment_id)
+    watch = invitations.delivery_states(appointment)
+    polls = request.args.get("n", default=0, type=int)
+    if any(m.status == PENDING and not m.last_error for m in watch) and polls < MAX_DELIVERY_POLLS:
+        return render("patients/index.html", "patients/_delivery_watch.html", appointment=appointment,
+                      watch=watch, n=polls)
+    for message in watch:
+        label = _("Einladungs-E-Mail") if message.channel == "email" else _("Einladungs-SMS")
+        if message.status == SENT:
+            toast(_("%(what)s wurde versendet.", what=label), "success")
+        elif message.status == FAILED:
+            toast(_("%(what)s konnte nicht zugestellt werden. Bitte prüfen Sie die Adresse bzw. Nummer.", what=label), "error")
+        else:
+            toast(_("%(what)s konnte noch nicht zugestellt werden; es wird automatisch erneut versucht.", what=label), "warning")
+    # 286 tells htmx to stop polling.
+    return render("patients/index.html", "patients/_delivery_done.html", status=286,
+                  headers={"HX-Trigger": "deliveries-changed"}, appointment=appointment, watch=watch)
+
+
+@bp.route("/patienten/termine/<int:appointment_id>/erneut-senden/<channel>", methods=["POST"])
+def resend(appointment_id, channel):
+    practice = current_practice()
+    appointment = services.get_appointment(practice, appointment_id)
+    if channel not in ("email", "sms"):
+        return render("patients/index.html", "_message.html", status=404, message=_("Unbekannter Versandweg."), level="error")
+    if channel == "sms":
+        available, reason = invitations.sms_available(practice)
+        if not available or not appointment.contact.mobile:
+            status = 403 if not has_feature(practice, "sms") else 422
+            return render("patients/index.html", "_message.html", status=status,
+                          message=reason or _("Für die SMS-Einladung wird eine Mobilnummer benötigt."), level="error")
+    invitations.resend_invitation(appointment, channel)
+    toast(_("Die Einladung wird erneut gesendet. Der bisherige Link ist damit ungültig."), "info")
+    return panel(appointment.contact_id)
+
+
+@bp.route("/patienten/termine/<int:appointment_id>/loeschen")
+def confirm_delete(appointment_id):
+    appointment = services.get_appointment(current_practice(), appointment_id)
+    return render("patients/index.html", "patients/_confirm_delete.html", appointment=appointment,
+                  **_lists_for_page(current_practice()))
+
+
+@bp.route("/patienten/termine/<int:appointment_id>", methods=["DELETE"])
+@bp.route("/patienten/termine/<int:appointment_id>/loeschen", methods=["POST"])
+def delete_appointment(appointment_id):
+    practice = current_practice()
+    appointment = services.get_appointment(practice, appointment_id)
+    contact_id = appointment.contact_id
+    services.delete_appointment(appointment)
+    toast(_("Der Termin wurde gelöscht. Der Link ist ungültig und der Teilnehmer wird informiert."), "info")
+    response = panel(contact_id)
+    body, status, headers = response
+    headers["HX-Trigger"] = "appointments-changed"
+    return body, status, headers

@@ -1,0 +1,142 @@
+"""What the Patienten tab does: contacts, appointments, search, deletion."""
+from datetime import timedelta
+
+from flask import abort
+from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
+
+from app import invitations
+from app.consultation.tokens import new_token
+from app.extensions import db
+from app.patients.models import Appointment, Contact
+from app.timeutil import utcnow
+
+SEARCH_LIMIT = 10
+PAST_LIMIT = 50
+
+
+def get_contact(practice, contact_id) -> Contact:
+    contact = db.session.execute(
+        db.select(Contact).filter_by(id=contact_id, practice_id=practice.id)
+    ).scalar_one_or_none()
+    if contact is None:
+        abort(404)
+    return contact
+
+
+def get_appointment(practice, appointment_id) -> Appointment:
+    appointment = db.session.execute(
+        db.select(Appointment).filter_by(id=appointment_id, practice_id=practice.id)
+    ).scalar_one_or_none()
+    if appointment is None:
+        abort(404)
+    return appointment
+
+
+def _upsert_contact(practice, form):
+    """The same e-mail in the same practice is one contact; its details follow the latest form."""
+    contact = db.session.execute(
+        db.select(Contact).filter_by(practice_id=practice.id, email=form.email.data)
+    ).scalar_one_or_none()
+    if contact is None:
+        contact = Contact(practice_id=practice.id, email=form.email.data)
+        db.session.add(contact)
+    contact.first_name = form.first_name.data
+    contact.last_name = form.last_name.data
+    contact.search_name = f"{form.first_name.data} {form.last_name.data}".lower()
+    if form.mobile.data:
+        contact.mobile = form.mobile.data
+    return contact
+
+
+def create_appointment(practice, staff, form, consent_text):
+    """Contact, appointment, link token and outbox entries in one transaction.
+
+    Returns the appointment and the raw token (the only moment it exists in clear).
+    """
+    for attempt in range(2):
+        try:
+            contact = _upsert_contact(practice, form)
+            token, token_hash = new_token()
+            now = utcnow()
+            appointment = Appointment(
+                practice_id=practice.id,
+                contact=contact,
+                starts_at=form.starts_at_utc,
+                duration_minutes=form.duration.parsed,
+                token_hash=token_hash,
+                sms_requested=bool(form.send_sms.data),
+                consent_at=now,
+                consent_by_id=staff.id,
+                consent_text=consent_text,
+                created_by_id=staff.id,
+                created_at=now,
+            )
+            db.session.add(appointment)
+            channels = ["email"] + (["sms"] if form.send_sms.data else [])
+            invitations.queue_invitation(appointment, token, channels)
+            db.session.commit()
+            return appointment
+        except IntegrityError:
+            # Another request created the same contact a moment ago: take that one.
+            db.session.rollback()
+            if attempt:
+                raise
+
+
+def delete_appointment(appointment):
+    invitations.queue_cancellation(appointment)
+    db.session.delete(appointment)
+    db.session.commit()
+
+
+def search_contacts(practice, query):
+    q = " ".join((query or "").lower().split())[:100]
+    if len(q) < 2:
+        return []
+    pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    word = "% " + pattern
+    return db.session.execute(
+        db.select(Contact)
+        .where(Contact.practice_id == practice.id)
+        .where(or_(
+            Contact.search_name.like(pattern, escape="\\"),
+            Contact.search_name.like(word, escape="\\"),
+            Contact.email.like(pattern, escape="\\"),
+        ))
+        .order_by(Contact.last_name, Contact.first_name)
+        .limit(SEARCH_LIMIT)
+    ).scalars().all()
+
+
+def appointment_lists(practice):
+    """Upcoming (soonest first) and recent past appointments with their contacts."""
+    now = utcnow()
+    base = db.select(Appointment).where(Appointment.practice_id == practice.id).options(
+        db.joinedload(Appointment.contact)
+    )
+    # An appointment stays "upcoming" until its expected end, so a running one is on top.
+    horizon = now - timedelta(minutes=180)
+    candidates = db.session.execute(
+        base.where(Appointment.starts_at >= horizon).order_by(Appointment.starts_at)
+    ).scalars().all()
+    upcoming = [a for a in candidates if a.ends_at > now]
+    past = [a for a in candidates if a.ends_at <= now]
+    past += db.session.execute(
+        base.where(Appointment.starts_at < horizon).order_by(Appointment.starts_at.desc()).limit(PAST_LIMIT)
+    ).scalars().all()
+    past.sort(key=lambda a: a.starts_at, reverse=True)
+    return upcoming, past[:PAST_LIMIT]
+
+
+def contact_appointments(practice, contact):
+    now = utcnow()
+    appointments = db.session.execute(
+        db.select(Appointment)
+        .filter_by(practice_id=practice.id, contact_id=contact.id)
+        .options(db.selectinload(Appointment.messages))
+        .order_by(Appointment.starts_at)
+    ).scalars().all()
+    upcoming = [a for a in appointments if a.ends_at > now]
+    past = [a for a in appointments if a.ends_at <= now][::-1]
+    return upcoming, past

@@ -1,0 +1,95 @@
+"""Settings from the environment, with safe development defaults.
+
+Production (``FLASK_ENV``/``SPRECHZIMMER_ENV`` = production) refuses to start
+without SECRET_KEY instead of signing sessions with a guessable constant.
+"""
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name, default):
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+class Config:
+    ENV_NAME = os.environ.get("SPRECHZIMMER_ENV", "development")
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'sprechzimmer.db'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    # Links in e-mails and SMS point here.
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://localhost:5000")
+
+    MAIL_SERVER = os.environ.get("MAIL_SERVER")  # unset: write .eml files instead
+    MAIL_PORT = _int("MAIL_PORT", 25)
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS")
+    MAIL_USE_SSL = _bool("MAIL_USE_SSL")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    MAIL_DEFAULT_SENDER = os.environ.get(
+        "MAIL_DEFAULT_SENDER", "Sprechzimmer <no-reply@sprechzimmer.local>"
+    )
+    MAIL_TIMEOUT = _int("MAIL_TIMEOUT", 15)
+    OUTBOX_DIR = os.environ.get("OUTBOX_DIR", str(BASE_DIR / "instance" / "outbox"))
+
+    VONAGE_API_KEY = os.environ.get("VONAGE_API_KEY")
+    VONAGE_API_SECRET = os.environ.get("VONAGE_API_SECRET")
+    VONAGE_SMS_FROM = os.environ.get("VONAGE_SMS_FROM", "Praxis")
+    # Only for the local stand-in in tests; production uses the SDK's defaults.
+    VONAGE_REST_HOST = os.environ.get("VONAGE_REST_HOST")
+
+    # The sender retries temporary failures with exponential backoff.
+    OUTBOX_MAX_ATTEMPTS = _int("OUTBOX_MAX_ATTEMPTS", 8)
+    OUTBOX_BACKOFF_SECONDS = _int("OUTBOX_BACKOFF_SECONDS", 30)
+    OUTBOX_POLL_SECONDS = float(os.environ.get("OUTBOX_POLL_SECONDS", "1"))
+
+    # How long a patient's link stays valid after the appointment.
+    LINK_VALID_DAYS_AFTER = _int("LINK_VALID_DAYS_AFTER", 90)
+
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+
+    BABEL_DEFAULT_LOCALE = "de"
+    BABEL_DEFAULT_TIMEZONE = "Europe/Berlin"
+    LANGUAGES = ("de", "en")
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", ENV_NAME == "production")
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    WTF_CSRF_TIME_LIMIT = None  # tied to the session instead; tablets stay open all day
+
+    DEMO_PRACTICE = _bool("SPRECHZIMMER_DEMO")
+
+
+class TestConfig(Config):
+    ENV_NAME = "test"
+    TESTING = True
+    SECRET_KEY = "test-secret-key"
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    PUBLIC_BASE_URL = "http://localhost"
+    # Flask-Mail suppresses sending under TESTING; tests send to a real local SMTP server.
+    MAIL_SUPPRESS_SEND = False
+    MAIL_SERVER = None
+    VONAGE_API_KEY = None
+    VONAGE_API_SECRET = None
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_SECURE = False

@@ -1,0 +1,1124 @@
+// The WebRTC client of a consultation, shared by the staff call page and the patient's
+// waiting room (docs/signalling.md). No inline scripts (CSP): everything the page needs
+// comes from data-* attributes on #call; German/English text is rendered by the server.
+(function () {
+  "use strict";
+
+  const VIDEO_MAX_BITRATE = 600000;
+  // Chromium reports "disconnected" for short gaps that heal by themselves; only a
+  // longer gap is worth an ICE restart.
+  const DISCONNECTED_GRACE_MS = 3000;
+  const STATS_INTERVAL_MS = 2000;
+  const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+
+  const root = document.getElementById("call");
+  if (!root) return;
+
+  const role = root.dataset.role;
+  const polite = role === "patient";
+  const $ = (selector) => root.querySelector(selector);
+  const $$ = (selector) => Array.from(root.querySelectorAll(selector));
+  const remoteVideo = $("#remote-video");
+  const remoteAudio = $("#remote-audio");
+  const localVideo = $("#local-video");
+  const stage = $("#call-stage");
+
+  // data-t-quality-good="Verbindung: gut" -> t("qualityGood")
+  function t(key, values) {
+    const name = "t" + key.charAt(0).toUpperCase() + key.slice(1);
+    let text = root.dataset[name] || "";
+    Object.entries(values || {}).forEach(([k, v]) => { text = text.split("{" + k + "}").join(String(v)); });
+    return text;
+  }
+
+  function log(...args) {
+    if (window.console) console.info("[call]", ...args);
+  }
+
+  // ---- what the page shows --------------------------------------------------------
+
+  const ui = {
+    callState: "idle",
+    peerOnline: false,
+    connection: "new", // the peer connection's state, once there is one
+    deleted: false,
+    ended: false,
+    welcomed: false, // this page had a welcome once: later welcomes are reconnects
+  };
+
+  // Every element with data-show-when="a b" is visible only in views a and b.
+  function view() {
+    if (ui.deleted) return "deleted";
+    const s = ui.callState;
+    if (s === "accepted") {
+      if (ui.connection === "connected") return "connected";
+      if (ui.connection === "reconnecting") return "reconnecting";
+      return "connecting";
+    }
+    if (role === "patient") {
+      if (s === "ringing") return "ringing";
+      if (s === "ended" && ui.ended) return "ended";
+      if (s === "timeout") return "missed";
+      return "waiting";
+    }
+    return s;
+  }
+
+  function render() {
+    const current = view();
+    root.dataset.view = current;
+    root.dataset.peerOnline = ui.peerOnline ? "true" : "false";
+    $$("[data-show-when]").forEach((el) => {
+      el.hidden = !el.dataset.showWhen.split(/\s+/).includes(current);
+    });
+    $$("[data-peer-online]").forEach((el) => {
+      el.hidden = (el.dataset.peerOnline === "true") !== ui.peerOnline;
+    });
+    ringing(role === "patient" && current === "ringing");
+  }
+
+  let noticeTimer = null;
+  function notice(text, kind) {
+    const box = $("#call-notice");
+    if (!box || !text) return;
+    box.textContent = text;
+    box.className = "call-notice call-notice-" + (kind || "info");
+    box.hidden = false;
+    clearTimeout(noticeTimer);
+    if (kind !== "error") noticeTimer = setTimeout(() => { box.hidden = true; }, 8000);
+  }
+
+  function setPressed(action, pressed) {
+    $$('[data-action="' + action + '"]').forEach((b) => b.setAttribute("aria-pressed", pressed ? "true" : "false"));
+  }
+
+  // ---- websocket with reconnect and backoff -------------------------------------------
+
+  const socket = {
+    ws: null,
+    attempt: 0,
+    timer: null,
+    queue: [],
+    stopped: false,
+  };
+
+  function connect() {
+    clearTimeout(socket.timer);
+    if (socket.stopped) return;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    // Only the path from the server: behind a TLS proxy the page's own scheme is the truth.
+    const target = new URL(root.dataset.wsPath, location.href);
+    const ws = new WebSocket(scheme + "//" + location.host + target.pathname + target.search);
+    let greeted = false;
+    socket.ws = ws;
+    ws.onmessage = (event) => {
+      let message;
+      try { message = JSON.parse(event.data); } catch (e) { return; }
+      if (message.type === "welcome") greeted = true;
+      handle(message);
+    };
+    ws.onclose = (event) => {
+      if (socket.ws !== ws) return;
+      socket.ws = null;
+      // 1008 before any welcome: this page may no longer enter (link resent, appointment
+      // gone, logged out); retrying cannot help. After a welcome it was the rate limit.
+      if (event.code === 1008 && !greeted) {
+        ui.deleted = true;
+        socket.stopped = true;
+        endCall();
+        render();
+        return;
+      }
+      scheduleReconnect();
+    };
+    ws.onerror = () => { /* onclose follows and reconnects */ };
+  }
+
+  function scheduleReconnect() {
+    if (socket.stopped) return;
+    const base = BACKOFF_MS[Math.min(socket.attempt, BACKOFF_MS.length - 1)];
+    socket.attempt += 1;
+    // Jitter so that many pages of a restarted server do not return at the same instant.
+    socket.timer = setTimeout(connect, base * (0.75 + Math.random() * 0.5));
+    root.dataset.socket = "reconnecting";
+  }
+
+  window.addEventListener("online", () => {
+    if (!socket.ws && !socket.stopped) { socket.attempt = 0; connect(); }
+  });
+
+  function send(message) {
+    const ws = socket.ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify(message));
+    } else if (message.type === "signal" || message.type === "media-state") {
+      // Sent once the socket is back; call control (accept, ring …) is not replayed
+      // because the state may have moved on meanwhile.
+      socket.queue.push(message);
+    }
+  }
+
+  function flushQueue() {
+    const pending = socket.queue;
+    socket.queue = [];
+    pending.forEach(send);
+  }
+
+  // ---- messages from the server -------------------------------------------------------
+
+  let iceServers = [];
+  let features = {};
+  let pendingScreenShare = null;
+
+  function handle(message) {
+    switch (message.type) {
+      case "welcome": {
+        const reconnect = ui.welcomed;
+        ui.welcomed = true;
+        socket.attempt = 0;
+        root.dataset.socket = "open";
+        // Only the servers handed out for this call: never a public default.
+        iceServers = Array.isArray(message.iceServers) ? message.iceServers : [];
+        features = message.features || {};
+        root.dataset.screenSharing = features.screen_sharing ? "true" : "false";
+        ui.peerOnline = !!message.peer_online;
+        flushQueue();
+        onCallState(message.state, { welcome: true, reconnect });
+        render();
+        break;
+      }
+      case "presence":
+        onPresence(!!message.peer_online);
+        break;
+      case "call-state":
+        onCallState(message.state, {});
+        break;
+      case "signal":
+        queueSignal(message);
+        break;
+      case "media-state":
+        showRemoteMedia(message);
+        break;
+      case "chat":
+        addChat(message);
+        break;
+      case "screen-share":
+        root.dataset.remoteScreen = message.active ? "true" : "false";
+        break;
+      case "screen-share-ok":
+        if (pendingScreenShare) pendingScreenShare.resolve();
+        break;
+      case "screenshot-request":
+        askScreenshotConsent();
+        break;
+      case "screenshot-consent":
+        onScreenshotConsent(message.granted);
+        break;
+      case "screenshot-taken":
+        notice(t("screenshotTaken"), "info");
+        break;
+      case "restart-ice":
+        if (!polite && pc) restartIce("peer asked");
+        break;
+      case "error":
+        if (message.code === "tariff" && pendingScreenShare) {
+          pendingScreenShare.reject(message.message);
+        } else if (message.message) {
+          notice(message.message, "error");
+        }
+        break;
+      case "appointment-deleted":
+        ui.deleted = true;
+        socket.stopped = true;
+        endCall();
+        render();
+        break;
+      default:
+        break;
+    }
+  }
+
+  function onPresence(online) {
+    const wasOnline = ui.peerOnline;
+    ui.peerOnline = online;
+    render();
+    // The patient's page came back during the call (reload or a new socket): the
+    // staff side, the offerer, renegotiates. A fresh page answers with a new DTLS
+    // fingerprint, which onSignal turns into a fresh connection.
+    if (online && !wasOnline && role === "staff" && ui.callState === "accepted") {
+      if (pc) restartIce("peer back"); else startConnection();
+    }
+  }
+
+  function onCallState(state, how) {
+    const before = ui.callState;
+    ui.callState = state;
+    if (state === "accepted") {
+      if (before !== "accepted" || how.welcome) ui.ended = false;
+      ensureMedia().then(() => {
+        if (role === "staff") {
+          // A reconnected socket keeps its working connection; a new page starts one.
+          if (!pc) startConnection();
+          else if (how.reconnect && ui.connection !== "connected") restartIce("socket back");
+        } else if (!pc) {
+          createPeer();
+        }
+      });
+    } else {
+      if (before === "accepted") {
+        ui.ended = true;
+        endCall();
+      }
+      if (role === "patient") {
+        // The camera starts while it rings, so that Annehmen is quick; declined or
+        // missed, it goes off again.
+        if (state === "ringing") ensureMedia();
+        else releaseMedia();
+      }
+    }
+    render();
+  }
+
+  // ---- local media ---------------------------------------------------------------------
+
+  const media = {
+    stream: new MediaStream(),
+    camera: null, // the camera track, also while a screen is shared
+    mic: null,
+    screen: null,
+    cameraOn: true,
+    micOn: true,
+    facing: "user",
+    acquiring: null,
+    generation: 0,
+  };
+
+  function stored(key) {
+    try { return sessionStorage.getItem(key) || undefined; } catch (e) { return undefined; }
+  }
+
+  function videoConstraints(extra) {
+    const c = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 15, max: 30 } };
+    const id = stored("sprechzimmer.camera");
+    if (id) c.deviceId = { ideal: id };
+    return Object.assign(c, extra || {});
+  }
+
+  function audioConstraints() {
+    const c = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+    const id = stored("sprechzimmer.mic");
+    if (id) c.deviceId = { ideal: id };
+    return c;
+  }
+
+  // Camera and microphone once per call; what fails is reported, the call goes on
+  // with whatever is there (receiving works without sending).
+  function ensureMedia() {
+    if (!media.acquiring) media.acquiring = acquireMedia(media.generation);
+    return media.acquiring;
+  }
+
+  async function acquireMedia(generation) {
+    const tracks = [];
+    if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
+      const gum = (c) => navigator.mediaDevices.getUserMedia(c).then((s) => s.getTracks());
+      try {
+        tracks.push(...await gum({ video: videoConstraints(), audio: audioConstraints() }));
+      } catch (err) {
+        log("camera and microphone", err && err.name);
+        // Denied is denied: asking again for each device would only prompt again.
+        if (err && err.name !== "NotAllowedError" && err.name !== "SecurityError") {
+          for (const c of [{ audio: audioConstraints() }, { video: videoConstraints() }]) {
+            try { tracks.push(...await gum(c)); } catch (e) { log("fallback", e && e.name); }
+          }
+        }
+      }
+    }
+    if (generation !== media.generation) {
+      // Released meanwhile (the ringing stopped): do not keep the devices.
+      tracks.forEach((track) => track.stop());
+      return;
+    }
+    tracks.forEach(useTrack);
+    media.cameraOn = !!media.camera;
+    if (!tracks.length) notice(t("mediaFailed"), "error");
+    else if (!media.camera) notice(t("cameraFailed"), "error");
+    else if (!media.mic) notice(t("micFailed"), "error");
+    localVideo.srcObject = media.stream;
+    if (pc) attachLocalTracks();
+    updateToolbar();
+    sendMediaState();
+    countCameras();
+  }
+
+  function useTrack(track) {
+    if (track.kind === "audio") {
+      media.mic = track;
+      track.enabled = media.micOn;
+    } else {
+      media.camera = track;
+      const facing = track.getSettings && track.getSettings().facingMode;
+      if (facing) media.facing = facing;
+    }
+    media.stream.getTracks().filter((t2) => t2.kind === track.kind).forEach((old) => media.stream.removeTrack(old));
+    media.stream.addTrack(track);
+  }
+
+  function sendMediaState() {
+    send({ type: "media-state", camera: !!(media.camera && media.cameraOn), mic: !!(media.mic && media.micOn), screen: !!media.screen });
+  }
+
+  // ---- the peer connection (perfect negotiation) ---------------------------------------
+
+  let pc = null;
+  let makingOffer = false;
+  let ignoreOffer = false;
+  let settingRemoteAnswer = false;
+  let signalChain = Promise.resolve();
+  let disconnectedTimer = null;
+  let remoteStream = null;
+
+  function videoTransceiver() {
+    return pc && pc.getTransceivers().find((tr) => tr.receiver.track && tr.receiver.track.kind === "video");
+  }
+
+  function audioTransceiver() {
+    return pc && pc.getTransceivers().find((tr) => tr.receiver.track && tr.receiver.track.kind === "audio");
+  }
+
+  // VP8 first: every browser has it, and the Premium relay forwards it unchanged.
+  function preferVp8() {
+    if (!pc || !window.RTCRtpReceiver || !RTCRtpReceiver.getCapabilities) return;
+    const caps = RTCRtpReceiver.getCapabilities("video");
+    if (!caps) return;
+    const vp8 = caps.codecs.filter((c) => c.mimeType.toLowerCase() === "video/vp8");
+    const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== "video/vp8");
+    pc.getTransceivers().forEach((tr) => {
+      if (tr.receiver.track && tr.receiver.track.kind === "video" && tr.setCodecPreferences && tr.currentDirection !== "stopped") {
+        try { tr.setCodecPreferences(vp8.concat(rest)); } catch (e) { log("codec preferences", e); }
+      }
+    });
+  }
+
+  function capBitrate() {
+    const tr = videoTransceiver();
+    if (!tr || !tr.sender.getParameters) return;
+    const params = tr.sender.getParameters();
+    if (!params.encodings || !params.encodings.length) return;
+    if (params.encodings.every((e) => e.maxBitrate === VIDEO_MAX_BITRATE)) return;
+    params.encodings.forEach((e) => { e.maxBitrate = VIDEO_MAX_BITRATE; });
+    tr.sender.setParameters(params).catch((e) => log("bitrate cap", e));
+  }
+
+  function createPeer() {
+    closePeer();
+    const peer = new RTCPeerConnection({ iceServers: iceServers, bundlePolicy: "max-bundle" });
+    pc = peer;
+    ui.connection = "new";
+    remoteStream = new MediaStream();
+    remoteVideo.srcObject = remoteStream;
+    remoteAudio.srcObject = remoteStream;
+
+    peer.onnegotiationneeded = async () => {
+      if (pc !== peer) return;
+      try {
+        makingOffer = true;
+        preferVp8();
+        await peer.setLocalDescription();
+        sendDescription(peer.localDescription);
+      } catch (e) {
+        log("offer failed", e);
+      } finally {
+        makingOffer = false;
+      }
+    };
+    peer.onicecandidate = (event) => {
+      if (pc !== peer) return;
+      const c = event.candidate;
+      send({ type: "signal", candidate: c ? { candidate: c.candidate, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex } : null });
+    };
+    peer.ontrack = (event) => {
+      if (pc !== peer) return;
+      remoteStream.getTracks().filter((x) => x.kind === event.track.kind).forEach((x) => remoteStream.removeTrack(x));
+      remoteStream.addTrack(event.track);
+      playRemote();
+    };
+    peer.onconnectionstatechange = () => {
+      if (pc !== peer) return;
+      onConnectionState(peer.connectionState);
+    };
+    return peer;
+  }
+
+  function attachLocalTracks() {
+    // Both kinds even without a device: the page still receives both.
+    ["audio", "video"].forEach((kind) => {
+      const track = kind === "audio" ? media.mic : (media.screen || (media.cameraOn ? media.camera : null));
+      const existing = kind === "audio" ? audioTransceiver() : videoTransceiver();
+      if (existing) {
+        // The patient's transceivers come from the staff offer: fill them in.
+        if (existing.sender.track !== track) existing.sender.replaceTrack(track || null);
+        if (existing.sender.setStreams) existing.sender.setStreams(media.stream);
+        if (existing.direction === "recvonly" && (track || kind === "video")) existing.direction = "sendrecv";
+        return;
+      }
+      const init = { direction: "sendrecv", streams: [media.stream] };
+      if (kind === "video") init.sendEncodings = [{ maxBitrate: VIDEO_MAX_BITRATE }];
+      pc.addTransceiver(track || kind, init);
+    });
+  }
+
+  function startConnection() {
+    // Staff only: the offerer of the call.
+    createPeer();
+    attachLocalTracks();
+  }
+
+  function sendDescription(description) {
+    send({ type: "signal", description: { type: description.type, sdp: description.sdp } });
+  }
+
+  function fingerprint(sdp) {
+    const m = /a=fingerprint:(\S+ \S+)/.exec(sdp || "");
+    return m ? m[1] : null;
+  }
+
+  function queueSignal(message) {
+    // One after another: a candidate must not overtake the description it belongs to.
+    signalChain = signalChain.then(() => onSignal(message)).catch((e) => log("signal", e));
+  }
+
+  async function onSignal(message) {
+    if (message.description) {
+      const description = message.description;
+      if (description.type === "rollback") return;
+      if (!pc) {
+        if (description.type !== "offer") return;
+        createPeer();
+      }
+      // A different fingerprint means the other side is a new page (reload): its old
+      // DTLS session is gone, so this side starts afresh too.
+      const known = pc.remoteDescription && fingerprint(pc.remoteDescription.sdp);
+      if (known && fingerprint(description.sdp) && known !== fingerprint(description.sdp)) {
+        log("peer is a new page, new connection");
+        if (description.type === "offer") {
+          createPeer();
+        } else {
+          startConnection();
+          return;
+        }
+      }
+      const readyForOffer = !makingOffer && (pc.signalingState === "stable" || settingRemoteAnswer);
+      const collision = description.type === "offer" && !readyForOffer;
+      ignoreOffer = !polite && collision;
+      if (ignoreOffer) return;
+      settingRemoteAnswer = description.type === "answer";
+      try {
+        await pc.setRemoteDescription(description);
+      } finally {
+        settingRemoteAnswer = false;
+      }
+      if (description.type === "offer") {
+        // Answer with the camera once it is ready (it was started when it rang).
+        if (media.acquiring) await media.acquiring;
+        if (!pc) return;
+        attachLocalTracks();
+        preferVp8();
+        await pc.setLocalDescription();
+        sendDescription(pc.localDescription);
+      }
+      capBitrate();
+      sendMediaState();
+    } else if ("candidate" in message) {
+      if (!pc) return;
+      try {
+        await pc.addIceCandidate(message.candidate || undefined);
+      } catch (e) {
+        if (!ignoreOffer) log("candidate", e);
+      }
+    }
+  }
+
+  function restartIce(why) {
+    if (!pc) return;
+    log("ICE restart:", why);
+    if (polite) {
+      // The staff page is the offerer; it restarts on this hint. Restarting here as
+      // well would only make both offer at once.
+      send({ type: "restart-ice" });
+    } else {
+      pc.restartIce();
+    }
+  }
+
+  function onConnectionState(state) {
+    clearTimeout(disconnectedTimer);
+    if (state === "connected") {
+      ui.connection = "connected";
+      capBitrate();
+      sendMediaState();
+    } else if (state === "failed") {
+      ui.connection = "reconnecting";
+      restartIce("failed");
+    } else if (state === "disconnected") {
+      disconnectedTimer = setTimeout(() => {
+        if (pc && pc.connectionState === "disconnected") {
+          ui.connection = "reconnecting";
+          render();
+          restartIce("disconnected");
+        }
+      }, DISCONNECTED_GRACE_MS);
+    } else if (state === "connecting" && ui.connection !== "reconnecting") {
+      ui.connection = "connecting";
+    }
+    updateQualityLoop();
+    render();
+  }
+
+  function closePeer() {
+    clearTimeout(disconnectedTimer);
+    if (pc) {
+      const old = pc;
+      pc = null;
+      try { old.close(); } catch (e) { /* already closed */ }
+    }
+    makingOffer = false;
+    ignoreOffer = false;
+    signalChain = Promise.resolve();
+    ui.connection = "new";
+    updateQualityLoop();
+  }
+
+  function endCall() {
+    closePeer();
+    stopScreen(false);
+    remoteVideo.srcObject = null;
+    remoteAudio.srcObject = null;
+    if (document.pictureInPictureElement) document.exitPictureInPicture().catch(() => {});
+    if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+    root.classList.remove("call-minimised");
+    setPressed("minimise", false);
+    setPressed("fullscreen", false);
+    delete root.dataset.remoteCamera;
+    delete root.dataset.remoteMic;
+    delete root.dataset.remoteScreen;
+    if (role === "patient" || ui.deleted) releaseMedia();
+  }
+
+  function releaseMedia() {
+    [media.camera, media.mic, media.screen].forEach((track) => track && track.stop());
+    media.camera = media.mic = media.screen = null;
+    media.stream = new MediaStream();
+    media.acquiring = null;
+    media.generation += 1;
+    localVideo.srcObject = null;
+  }
+
+  function playRemote() {
+    remoteVideo.play().catch(() => {});
+    const blocked = $("#call-audio-blocked");
+    remoteAudio.play().then(() => {
+      if (blocked) blocked.hidden = true;
+    }).catch(() => {
+      // Autoplay with sound needs a gesture on this page; one click on the button plays.
+      if (blocked) blocked.hidden = false;
+    });
+  }
+
+  // ---- what the other side shows --------------------------------------------------------
+
+  function showRemoteMedia(state) {
+    root.dataset.remoteCamera = state.camera ? "on" : "off";
+    root.dataset.remoteMic = state.mic ? "on" : "off";
+    root.dataset.remoteScreen = state.screen ? "true" : "false";
+    $$("[data-remote-off]").forEach((el) => {
+      el.hidden = !!state[el.dataset.remoteOff];
+    });
+  }
+
+  // ---- connection quality --------------------------------------------------------------
+
+  let statsTimer = null;
+  let lastSample = null;
+
+  function updateQualityLoop() {
+    const active = pc && ui.connection !== "new";
+    if (active && !statsTimer) {
+      statsTimer = setInterval(sampleQuality, STATS_INTERVAL_MS);
+    } else if (!active && statsTimer) {
+      clearInterval(statsTimer);
+      statsTimer = null;
+      lastSample = null;
+    }
+  }
+
+  async function sampleQuality() {
+    if (!pc) return;
+    const report = await pc.getStats();
+    let rtt = null;
+    let fps = null;
+    let lost = 0;
+    let received = 0;
+    report.forEach((r) => {
+      if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.currentRoundTripTime !== undefined) {
+        rtt = r.currentRoundTripTime;
+      }
+      if (r.type === "inbound-rtp") {
+        lost += r.packetsLost || 0;
+        received += r.packetsReceived || 0;
+        if (r.kind === "video" && r.framesPerSecond !== undefined) fps = r.framesPerSecond;
+      }
+    });
+    let loss = 0;
+    if (lastSample) {
+      const dLost = Math.max(0, lost - lastSample.lost);
+      const dAll = dLost + Math.max(0, received - lastSample.received);
+      loss = dAll ? dLost / dAll : 0;
+    }
+    lastSample = { lost, received };
+    const cameraOff = root.dataset.remoteCamera === "off";
+    let level = "good";
+    if ((rtt !== null && rtt > 0.5) || loss > 0.08 || (!cameraOff && fps !== null && fps < 5)) level = "poor";
+    else if ((rtt !== null && rtt > 0.25) || loss > 0.02 || (!cameraOff && fps !== null && fps < 12)) level = "fair";
+    if (ui.connection === "reconnecting") level = "poor";
+    const box = $("#call-quality");
+    if (!box || !box.querySelector(".quality-text")) return;
+    box.dataset.level = level;
+    const detail = t("qualityDetail", {
+      rtt: rtt === null ? "–" : Math.round(rtt * 1000),
+      loss: (loss * 100).toFixed(1),
+      fps: fps === null ? "–" : Math.round(fps),
+    });
+    box.querySelector(".quality-text").textContent = t("quality" + level.charAt(0).toUpperCase() + level.slice(1));
+    box.title = detail;
+    box.querySelector(".quality-detail").textContent = detail;
+  }
+
+  // ---- toolbar ---------------------------------------------------------------------------
+
+  let cameraCount = 0;
+
+  function countCameras() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
+    navigator.mediaDevices.enumerateDevices().then((devices) => {
+      cameraCount = devices.filter((d) => d.kind === "videoinput").length;
+      updateToolbar();
+    });
+  }
+
+  function updateToolbar() {
+    setPressed("camera", !media.cameraOn);
+    setPressed("mic", !media.micOn);
+    setPressed("screen", !!media.screen);
+    $$('[data-action="switch-camera"]').forEach((b) => { b.disabled = cameraCount < 2 || !media.cameraOn || !!media.screen; });
+    $$('[data-action="screen"]').forEach((b) => { b.disabled = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia); });
+    $$('[data-action="mic"]').forEach((b) => { b.disabled = !media.mic; });
+    root.dataset.localCamera = media.cameraOn && media.camera ? "on" : "off";
+  }
+
+  function videoSenderTrack(track) {
+    const tr = videoTransceiver();
+    if (!tr) return Promise.resolve();
+    if (track && tr.direction === "recvonly") tr.direction = "sendrecv";
+    return tr.sender.replaceTrack(track);
+  }
+
+  async function toggleCamera() {
+    if (media.cameraOn) {
+      media.cameraOn = false;
+      // Stop the device, not only the picture: the camera light goes off.
+      if (!media.screen) await videoSenderTrack(null);
+      if (media.camera) {
+        media.camera.stop();
+        media.stream.removeTrack(media.camera);
+        media.camera = null;
+      }
+    } else {
+      try {
+        const stream = await navigator.mediaDevices.getUserMedia({ video: videoConstraints({ facingMode: media.facing }) });
+        useTrack(stream.getVideoTracks()[0]);
+        media.cameraOn = true;
+        if (!media.screen) await videoSenderTrack(media.camera);
+        localVideo.srcObject = media.stream;
+      } catch (e) {
+        notice(t("cameraFailed"), "error");
+      }
+    }
+    updateToolbar();
+    sendMediaState();
+  }
+
+  function toggleMic() {
+    if (!media.mic) return;
+    media.micOn = !media.micOn;
+    media.mic.enabled = media.micOn;
+    updateToolbar();
+    sendMediaState();
+  }
+
+  async function switchCamera() {
+    if (!media.camera) return;
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    const cameras = devices.filter((d) => d.kind === "videoinput");
+    const settings = media.camera.getSettings();
+    let constraints;
+    if (settings.facingMode) {
+      // Phones and tablets: front and back.
+      constraints = videoConstraints({ facingMode: { exact: settings.facingMode === "user" ? "environment" : "user" } });
+      delete constraints.deviceId;
+    } else {
+      const index = cameras.findIndex((d) => d.deviceId === settings.deviceId);
+      const next = cameras[(index + 1) % cameras.length];
+      if (!next || next.deviceId === settings.deviceId) { notice(t("noOtherCamera"), "info"); return; }
+      constraints = videoConstraints({ deviceId: { exact: next.deviceId } });
+    }
+    const old = media.camera;
+    // Many phones open only one camera at a time: release the old one first.
+    old.stop();
+    let track;
+    try {
+      track = (await navigator.mediaDevices.getUserMedia({ video: constraints })).getVideoTracks()[0];
+    } catch (e) {
+      notice(t("noOtherCamera"), "info");
+      track = (await navigator.mediaDevices.getUserMedia({ video: videoConstraints({ facingMode: media.facing }) })).getVideoTracks()[0];
+    }
+    useTrack(track);
+    const id = track.getSettings().deviceId;
+    try { if (id) sessionStorage.setItem("sprechzimmer.camera", id); } catch (e) { /* private mode */ }
+    if (!media.screen) await videoSenderTrack(track);
+    localVideo.srcObject = media.stream;
+    updateToolbar();
+  }
+
+  function askServerForScreen() {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(t("error")), 5000);
+      pendingScreenShare = {
+        resolve: () => { clearTimeout(timer); pendingScreenShare = null; resolve(); },
+        reject: (text) => { clearTimeout(timer); pendingScreenShare = null; reject(text); },
+      };
+      send({ type: "screen-share", active: true });
+    });
+  }
+
+  async function toggleScreen() {
+    if (media.screen) { stopScreen(true); return; }
+    if (pendingScreenShare) return;
+    try {
+      // The server decides (tariff); the browser asks the user only after its yes.
+      await askServerForScreen();
+    } catch (text) {
+      notice(text || t("error"), "error");
+      return;
+    }
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 10, max: 15 } }, audio: false });
+    } catch (e) {
+      notice(t("screenFailed"), "info");
+      send({ type: "screen-share", active: false });
+      return;
+    }
+    const track = stream.getVideoTracks()[0];
+    if ("contentHint" in track) track.contentHint = "detail";
+    media.screen = track;
+    // The browser's own "stop sharing" bar ends the track.
+    track.onended = () => stopScreen(true);
+    localVideo.srcObject = new MediaStream([track]);
+    root.dataset.localScreen = "true";
+    await videoSenderTrack(track);
+    updateToolbar();
+    sendMediaState();
+  }
+
+  function stopScreen(tell) {
+    if (!media.screen) return;
+    media.screen.onended = null;
+    media.screen.stop();
+    media.screen = null;
+    root.dataset.localScreen = "false";
+    localVideo.srcObject = media.stream;
+    if (pc) videoSenderTrack(media.cameraOn ? media.camera : null);
+    if (tell) {
+      send({ type: "screen-share", active: false });
+      sendMediaState();
+    }
+    updateToolbar();
+  }
+
+  function toggleChat() {
+    const panel = $("#call-chat");
+    if (!panel) return;
+    const open = root.classList.toggle("chat-open");
+    setPressed("chat", open);
+    if (open) {
+      const input = panel.querySelector("textarea, input[type=text]");
+      if (input) input.focus();
+      panel.querySelectorAll(".chat-unread").forEach((el) => el.remove());
+    }
+  }
+
+  async function toggleMinimise() {
+    if (document.pictureInPictureElement) {
+      await document.exitPictureInPicture().catch(() => {});
+      return;
+    }
+    if (root.classList.contains("call-minimised")) {
+      root.classList.remove("call-minimised");
+      setPressed("minimise", false);
+      return;
+    }
+    if (document.pictureInPictureEnabled && remoteVideo.readyState >= 1 && !remoteVideo.disablePictureInPicture) {
+      try {
+        await remoteVideo.requestPictureInPicture();
+        setPressed("minimise", true);
+        return;
+      } catch (e) {
+        log("picture-in-picture", e);
+      }
+    }
+    // No Picture-in-Picture here: a small floating view on the page instead.
+    root.classList.add("call-minimised");
+    setPressed("minimise", true);
+  }
+
+  remoteVideo.addEventListener("leavepictureinpicture", () => setPressed("minimise", false));
+
+  function toggleFullscreen() {
+    if (document.fullscreenElement) {
+      document.exitFullscreen().catch(() => {});
+    } else if (stage.requestFullscreen) {
+      stage.requestFullscreen().catch(() => notice(t("fullscreenFailed"), "info"));
+    } else if (remoteVideo.webkitEnterFullscreen) {
+      // iPhone Safari: only the video element itself can go full screen.
+      remoteVideo.webkitEnterFullscreen();
+    }
+  }
+
+  document.addEventListener("fullscreenchange", () => setPressed("fullscreen", !!document.fullscreenElement));
+
+  // ---- screenshot: staff asks, the patient consents ------------------------------------
+
+  function requestScreenshot() {
+    if (role !== "staff") return;
+    send({ type: "screenshot-request" });
+    notice(t("screenshotAsked"), "info");
+  }
+
+  function askScreenshotConsent() {
+    const dialog = $("#screenshot-consent");
+    if (!dialog) return;
+    if (!dialog.open) dialog.showModal();
+  }
+
+  function answerScreenshot(granted) {
+    const dialog = $("#screenshot-consent");
+    if (dialog && dialog.open) dialog.close();
+    send({ type: "screenshot-consent", granted: granted });
+  }
+
+  function onScreenshotConsent(granted) {
+    if (role !== "staff") return;
+    if (!granted) { notice(t("screenshotDenied"), "info"); return; }
+    if (!remoteVideo.videoWidth) { notice(t("screenshotFailed"), "error"); return; }
+    const canvas = document.createElement("canvas");
+    canvas.width = remoteVideo.videoWidth;
+    canvas.height = remoteVideo.videoHeight;
+    canvas.getContext("2d").drawImage(remoteVideo, 0, 0, canvas.width, canvas.height);
+    canvas.toBlob((blob) => {
+      if (!blob) { notice(t("screenshotFailed"), "error"); return; }
+      // Saved on this device only: the picture never goes to the server.
+      const url = URL.createObjectURL(blob);
+      const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-");
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = t("screenshotFile") + "-" + stamp + ".png";
+      link.className = "btn btn-small";
+      link.textContent = t("screenshotLink");
+      const list = $("#screenshots");
+      if (list) {
+        const item = document.createElement("li");
+        item.appendChild(link);
+        list.appendChild(item);
+        list.hidden = false;
+      }
+      link.click();
+      send({ type: "screenshot-taken" });
+      notice(t("screenshotSaved"), "success");
+    }, "image/png");
+  }
+
+  // ---- hang up, ring, answer -------------------------------------------------------------
+
+  function hangup() {
+    send({ type: "hangup" });
+    // Show it at once; the server's call-state "ended" confirms it on both sides.
+    ui.ended = true;
+    ui.callState = "ended";
+    endCall();
+    render();
+  }
+
+  function accept() {
+    stopRingTone();
+    send({ type: "accept" });
+    ensureMedia();
+    // The sound of the call may start without another click.
+    unlockAudio();
+  }
+
+  function decline() {
+    send({ type: "decline" });
+  }
+
+  // ---- ring tone (Web Audio; no audio file) ----------------------------------------------
+
+  let audioContext = null;
+  let ringTimer = null;
+  let ringOn = false;
+
+  function unlockAudio() {
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return null;
+    if (!audioContext) audioContext = new Ctx();
+    if (audioContext.state === "suspended") audioContext.resume().catch(() => {});
+    return audioContext;
+  }
+
+  function chime() {
+    const ctx = unlockAudio();
+    if (!ctx) return;
+    const now = ctx.currentTime;
+    // Two soft tones, twice: recognisable as a call without being shrill.
+    [[0, 660], [0.25, 880], [0.6, 660], [0.85, 880]].forEach(([at, freq]) => {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.type = "sine";
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, now + at);
+      gain.gain.exponentialRampToValueAtTime(0.3, now + at + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, now + at + 0.22);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(now + at);
+      osc.stop(now + at + 0.25);
+    });
+  }
+
+  const baseTitle = document.title;
+
+  function ringing(on) {
+    const dialog = $("#ring-dialog");
+    if (on === ringOn) return;
+    ringOn = on;
+    if (on) {
+      if (dialog && !dialog.open) dialog.showModal();
+      root.dataset.ringShownAt = String(performance.timeOrigin + performance.now());
+      chime();
+      ringTimer = setInterval(chime, 2500);
+      if (navigator.vibrate) navigator.vibrate([400, 200, 400]);
+      document.title = t("ringTitle") || baseTitle;
+    } else {
+      stopRingTone();
+      if (dialog && dialog.open) dialog.close();
+    }
+  }
+
+  function stopRingTone() {
+    clearInterval(ringTimer);
+    ringTimer = null;
+    document.title = baseTitle;
+    if (navigator.vibrate) navigator.vibrate(0);
+  }
+
+  // A browser lets sound start only after a gesture on the page: the first click
+  // anywhere prepares the ring tone.
+  document.addEventListener("pointerdown", unlockAudio, { once: true });
+  document.addEventListener("keydown", unlockAudio, { once: true });
+
+  // ---- chat ------------------------------------------------------------------------------
+
+  function addChat(message) {
+    const list = document.getElementById("chat-messages");
+    if (!list || typeof message.html !== "string") return;
+    const holder = document.createElement("template");
+    // Server-rendered and escaped (templates/chat/_message.html).
+    holder.innerHTML = message.html.trim();
+    const item = holder.content.firstElementChild;
+    if (!item) return;
+    if (item.id && document.getElementById(item.id)) return; // the sender's own POST answer got here first
+    list.appendChild(item);
+    if (window.htmx) window.htmx.process(item);
+    const empty = document.getElementById("chat-empty");
+    if (empty) empty.remove();
+    item.scrollIntoView({ block: "end" });
+    if (!root.classList.contains("chat-open") && message.sender !== role) {
+      const button = $('[data-action="chat"]');
+      if (button && !button.querySelector(".chat-unread")) {
+        const dot = document.createElement("span");
+        dot.className = "chat-unread";
+        button.appendChild(dot);
+      }
+      if (ui.callState !== "accepted") return;
+      notice(t("chatNew"), "info");
+    }
+  }
+
+  // Sending goes through the chat form (HTMX, CSRF header); an accepted message empties it.
+  document.body.addEventListener("htmx:afterRequest", (event) => {
+    const form = event.target.closest && event.target.closest("form[data-chat-form]");
+    if (form && event.detail.successful) form.reset();
+  });
+
+  // ---- wiring ----------------------------------------------------------------------------
+
+  const actions = {
+    camera: toggleCamera,
+    mic: toggleMic,
+    screen: toggleScreen,
+    chat: toggleChat,
+    minimise: toggleMinimise,
+    "switch-camera": switchCamera,
+    screenshot: requestScreenshot,
+    fullscreen: toggleFullscreen,
+    hangup: hangup,
+    ring: () => send({ type: "ring" }),
+    cancel: () => send({ type: "cancel" }),
+    accept: accept,
+    decline: decline,
+    "screenshot-allow": () => answerScreenshot(true),
+    "screenshot-deny": () => answerScreenshot(false),
+    "audio-unblock": playRemote,
+    "ring-test": chime,
+  };
+
+  root.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-action]");
+    if (!button || !root.contains(button) || button.disabled) return;
+    const action = actions[button.dataset.action];
+    if (!action) return;
+    event.preventDefault();
+    Promise.resolve(action()).catch((e) => log(button.dataset.action, e));
+  });
+
+  // Escape on the ring dialog must not silently dismiss a ringing call.
+  $$("dialog").forEach((d) => d.addEventListener("cancel", (event) => {
+    if (d.id === "ring-dialog") event.preventDefault();
+    if (d.id === "screenshot-consent") { event.preventDefault(); answerScreenshot(false); }
+  }));
+
+  window.addEventListener("pagehide", () => {
+    socket.stopped = true;
+    if (socket.ws) socket.ws.close(1000);
+    closePeer();
+  });
+
+  // For tests and the bench only: the live connection, to read getStats.
+  window.sprechzimmerCall = {
+    get pc() { return pc; },
+    get state() { return view(); },
+  };
+
+  if (role === "staff") ensureMedia();
+  render();
+  connect();
+})();

@@ -1,0 +1,224 @@
+"""The video consultation of issue 3 in real Chromium, two browser contexts with fake
+camera and microphone: the link from the e-mail, device check, waiting room, ringing,
+the call with its toolbar, chat, screen sharing by tariff, hang up, deleting the link."""
+import re
+
+from playwright.sync_api import expect
+
+from tests.conftest import appointment_form
+
+INVALID_LINK = "Dieser Link ist nicht (mehr) gültig."
+
+# framesDecoded of the remote video, read from the page's live peer connection.
+FRAMES_DECODED = """async () => {
+  const pc = window.sprechzimmerCall && window.sprechzimmerCall.pc;
+  if (!pc) return -1;
+  let frames = -1;
+  (await pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "video") frames = r.framesDecoded || 0;
+  });
+  return frames;
+}"""
+
+# The candidate types of the pair the call runs on.
+SELECTED_PAIR = """async () => {
+  const stats = await window.sprechzimmerCall.pc.getStats();
+  const byId = new Map();
+  stats.forEach((r) => byId.set(r.id, r));
+  for (const r of byId.values()) {
+    if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") {
+      const local = byId.get(r.localCandidateId), remote = byId.get(r.remoteCandidateId);
+      return [local.candidateType, remote.candidateType, remote.address || remote.ip];
+    }
+  }
+  return null;
+}"""
+
+
+def invite(page, live_server, smtp, first_name, last_name, email):
+    """An appointment made with the staff page's own session; the link from the e-mail."""
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    response = page.request.post(f"{live_server.base_url}/patienten/termine",
+                                 form=appointment_form(first_name=first_name, last_name=last_name, email=email),
+                                 headers={"X-CSRFToken": token, "HX-Request": "true"})
+    assert response.status == 201, response.text()
+    return smtp.link(smtp.mails_to(email, "Einladung")[-1])
+
+
+def patient_waits(patient, link):
+    patient.goto(link)
+    expect(patient).to_have_url(re.compile(r"/sprechstunde/geraetetest$"))
+    # The fake microphone beeps: the level meter hears it, the preview shows the camera.
+    expect(patient.get_by_text("Alles in Ordnung: Kamera und Mikrofon funktionieren.")).to_be_visible()
+    patient.wait_for_function("document.getElementById('dc-preview').videoWidth > 0")
+    expect(patient.get_by_label("Kamera", exact=True)).to_have_count(1)
+    patient.get_by_role("link", name="Weiter zum Wartezimmer").click()
+    expect(patient.get_by_text("Ihre Praxis ruft Sie gleich an")).to_be_visible()
+    expect(patient.locator("#call")).to_have_attribute("data-socket", "open")
+
+
+def start_call(staff, patient, full_name):
+    """Staff opens the patient and clicks Anruf starten; the patient accepts."""
+    staff.goto("/patienten")
+    staff.locator("#patient-list").get_by_role("link", name=re.compile(full_name)).click()
+    # The camera icon top right follows the selected patient.
+    expect(staff.get_by_role("button", name=f"Videosprechstunde mit {full_name} starten")).to_be_visible()
+    staff.get_by_role("button", name="Anruf starten").click()
+    expect(staff).to_have_url(re.compile(r"/anruf/\d+$"))
+    expect(staff.get_by_text("Es klingelt beim Patienten …")).to_be_visible()
+
+    ring = patient.get_by_role("dialog", name="Ihre Praxis ruft an")
+    expect(ring).to_be_visible()
+    ring.get_by_role("button", name="Annehmen").click()
+    expect(ring).to_be_hidden()
+    for page in (staff, patient):
+        page.wait_for_function("window.sprechzimmerCall.state === 'connected'")
+
+
+def remote_video_plays(page):
+    page.wait_for_function("""() => { const v = document.getElementById('remote-video');
+        return v.videoWidth > 0 && !v.paused && v.readyState >= 2; }""")
+    first = page.evaluate(FRAMES_DECODED)
+    assert first >= 0
+    page.wait_for_function(f"async () => ({FRAMES_DECODED})().then((n) => n > {first})")
+
+
+def test_call_premium(logged_in, other_page, smtp, live_server):
+    staff, patient = logged_in("premium"), other_page
+    link = invite(staff, live_server, smtp, "Paula", "Premiumpatientin", "paula.premium@example.org")
+    patient_waits(patient, link)
+    start_call(staff, patient, "Paula Premiumpatientin")
+
+    for page in (staff, patient):
+        remote_video_plays(page)
+        # Browser to browser: both ends of the pair are this machine's own host
+        # candidates; no relay (TURN) and no server of ours carries the media.
+        local_type, remote_type, address = page.evaluate(SELECTED_PAIR)
+        assert (local_type, remote_type) == ("host", "host")
+        assert address != "" and not address.startswith("0.")
+    expect(staff.get_by_text("Verbunden")).to_be_visible()
+
+    # Each control is a real button with a German name, large enough for a finger.
+    toolbar = staff.get_by_role("toolbar", name="Steuerung der Videosprechstunde")
+    for name in ("Kamera aus", "Mikrofon stumm", "Bildschirm teilen", "Chat", "Minimieren", "Kamera wechseln",
+                 "Bildschirmfoto", "Vollbild", "Auflegen"):
+        button = toolbar.get_by_role("button", name=name, exact=True)
+        box = button.bounding_box()
+        assert box["width"] >= 44 and box["height"] >= 44, name
+    expect(patient.get_by_role("button", name="Bildschirmfoto")).to_have_count(0)
+
+    # Camera off and mute on one side show on the other.
+    camera = staff.get_by_role("button", name="Kamera aus")
+    camera.click()
+    expect(camera).to_have_attribute("aria-pressed", "true")
+    expect(patient.get_by_text("Die Kamera der Praxis ist aus.")).to_be_visible()
+    camera.click()
+    expect(camera).to_have_attribute("aria-pressed", "false")
+    expect(patient.get_by_text("Die Kamera der Praxis ist aus.")).to_be_hidden()
+    patient.get_by_role("button", name="Mikrofon stumm").click()
+    expect(staff.get_by_text("Das Mikrofon des Patienten ist stumm.")).to_be_visible()
+    remote_video_plays(patient)
+
+    # Chat: opened on both sides, a message from the patient appears on both.
+    for page in (staff, patient):
+        page.get_by_role("button", name="Chat", exact=True).click()
+        expect(page.get_by_role("button", name="Chat", exact=True)).to_have_attribute("aria-pressed", "true")
+    patient.get_by_label("Nachricht").fill("Guten Tag, ich bin bereit.")
+    patient.get_by_role("button", name="Senden").click()
+    for page in (staff, patient):
+        expect(page.locator("#chat-messages").get_by_text("Guten Tag, ich bin bereit.")).to_have_count(1)
+    expect(patient.get_by_label("Nachricht")).to_have_value("")
+
+    # Screenshot: the patient is asked first; the picture stays on the practice's device.
+    staff.get_by_role("button", name="Bildschirmfoto").click()
+    consent = patient.get_by_role("dialog", name="Bildschirmfoto erlauben?")
+    expect(consent).to_be_visible()
+    with staff.expect_download() as download:
+        consent.get_by_role("button", name="Erlauben").click()
+    assert download.value.suggested_filename.endswith(".png")
+    with open(download.value.path(), "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+    expect(patient.get_by_text("Ein Bildschirmfoto wurde aufgenommen.")).to_be_visible()
+
+    # Screen sharing is in Premium: the staff page sends its screen instead of the camera.
+    share = staff.get_by_role("button", name="Bildschirm teilen")
+    share.click()
+    expect(share).to_have_attribute("aria-pressed", "true")
+    expect(patient.locator("#call")).to_have_attribute("data-remote-screen", "true")
+    remote_video_plays(patient)
+    share.click()
+    expect(share).to_have_attribute("aria-pressed", "false")
+    expect(patient.locator("#call")).to_have_attribute("data-remote-screen", "false")
+
+    # Minimise: Picture-in-Picture, or the small floating view where there is none.
+    minimise = staff.get_by_role("button", name="Minimieren")
+    minimise.click()
+    expect(minimise).to_have_attribute("aria-pressed", "true")
+    minimise.click()
+    expect(minimise).to_have_attribute("aria-pressed", "false")
+
+    staff.get_by_role("button", name="Auflegen").click()
+    expect(staff.get_by_text("Der Anruf ist beendet.")).to_be_visible()
+    expect(patient.get_by_role("heading", name="Die Videosprechstunde ist beendet.")).to_be_visible()
+    for page in (staff, patient):
+        assert page.evaluate("window.sprechzimmerCall.pc") is None
+
+
+def test_call_basis_refuses_screen_sharing_and_deleting_kills_the_link(logged_in, other_page, smtp, live_server):
+    staff, patient = logged_in("basis"), other_page
+    link = invite(staff, live_server, smtp, "Bernd", "Basispatient", "bernd.basis@example.org")
+    patient_waits(patient, link)
+    # A reload keeps the patient in the waiting room.
+    patient.reload()
+    expect(patient.get_by_text("Ihre Praxis ruft Sie gleich an")).to_be_visible()
+    start_call(staff, patient, "Bernd Basispatient")
+    remote_video_plays(staff)
+
+    share = staff.get_by_role("button", name="Bildschirm teilen")
+    share.click()
+    expect(staff.get_by_text("Bildschirm teilen ist im Tarif Premium enthalten.")).to_be_visible()
+    expect(share).to_have_attribute("aria-pressed", "false")
+    patient.get_by_role("button", name="Bildschirm teilen").click()
+    expect(patient.get_by_text("Bildschirm teilen ist im Tarif Premium enthalten.")).to_be_visible()
+
+    # The patient hangs up this time.
+    patient.get_by_role("button", name="Auflegen").click()
+    expect(patient.get_by_role("heading", name="Die Videosprechstunde ist beendet.")).to_be_visible()
+    expect(staff.get_by_text("Der Anruf ist beendet.")).to_be_visible()
+
+    staff.goto("/patienten")
+    staff.locator("#patient-list").get_by_role("link", name=re.compile("Bernd Basispatient")).click()
+    staff.get_by_role("link", name="Termin löschen").click()
+    staff.get_by_role("button", name="Ja, Termin löschen").click()
+    expect(patient.get_by_role("heading", name="Dieser Termin wurde abgesagt.")).to_be_visible()
+
+    response = patient.goto(link)
+    assert response.status == 404
+    expect(patient.get_by_role("heading", name=INVALID_LINK)).to_be_visible()
+
+
+def test_staff_sees_patient_offline_resends_the_link_and_is_declined(logged_in, other_page, smtp, live_server):
+    staff, patient = logged_in("basis"), other_page
+    email = "olga.offline@example.org"
+    first_link = invite(staff, live_server, smtp, "Olga", "Offline", email)
+    staff.goto("/patienten")
+    staff.locator("#patient-list").get_by_role("link", name=re.compile("Olga Offline")).click()
+    staff.get_by_role("button", name="Anruf starten").click()
+    expect(staff.get_by_text("Der Patient ist nicht online.")).to_be_visible()
+    expect(staff.get_by_text("Patient ist nicht online", exact=True)).to_be_visible()
+
+    staff.get_by_role("button", name="Link erneut senden").click()
+    expect(staff.get_by_text("Die Einladung wird erneut gesendet.", exact=False)).to_be_visible()
+    new_link = smtp.link(smtp.mails_to(email, "Einladung", count=2)[-1])
+    assert new_link != first_link
+
+    patient_waits(patient, new_link)
+    expect(staff.get_by_text("Patient ist online", exact=True)).to_be_visible()
+    staff.get_by_role("button", name="Erneut anrufen").click()
+    ring = patient.get_by_role("dialog", name="Ihre Praxis ruft an")
+    ring.get_by_role("button", name="Ablehnen").click()
+    expect(ring).to_be_hidden()
+    expect(staff.get_by_text("Der Patient hat den Anruf abgelehnt.")).to_be_visible()
+    expect(patient.get_by_text("Ihre Praxis ruft Sie gleich an")).to_be_visible()
+    # Declined, the patient's camera is off again.
+    patient.wait_for_function("!document.getElementById('local-video').srcObject")

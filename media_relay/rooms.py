@@ -1,0 +1,229 @@
+"""Rooms and participants: one peer connection per participant; each participant's
+publications are forwarded into a free slot of every other participant."""
+import asyncio
+import logging
+import random
+import re
+
+from aiortc import RTCSessionDescription
+
+from .forwarding import (
+    Publication,
+    Slot,
+    UnsupportedCodec,
+    announce_address,
+    peer_connection,
+    restrict_codecs,
+    split_transceivers,
+)
+
+logger = logging.getLogger("media_relay.rooms")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class Refused(Exception):
+    """A request the relay turns down; status and reason code go to the web app."""
+
+    def __init__(self, status, code):
+        super().__init__(code)
+        self.status = status
+        self.code = code
+
+
+class _IdLog(logging.LoggerAdapter):
+    """Every line names its room and participant (ids only, never names)."""
+
+    def process(self, msg, kwargs):
+        return f"room={self.extra['room']} participant={self.extra['participant']} {msg}", kwargs
+
+
+class Participant:
+    def __init__(self, room, participant_id, pc):
+        self.room = room
+        self.id = participant_id
+        self.pc = pc
+        self.publications = []
+        self.slots = []
+        self.log = _IdLog(logger, {"room": room.id, "participant": participant_id})
+
+    def status(self):
+        return {
+            "participant": self.id,
+            "state": self.pc.connectionState,
+            "publications": [{"mid": p.mid, "kind": p.kind} for p in self.publications],
+            "slots": [
+                {
+                    "mid": s.mid,
+                    "kind": s.kind,
+                    "participant": s.publication.owner.id if s.publication else None,
+                    "publication": s.publication.mid if s.publication else None,
+                }
+                for s in self.slots
+            ],
+        }
+
+
+class Room:
+    def __init__(self, room_id, max_participants):
+        self.id = room_id
+        self.max_participants = max_participants
+        self.participants = {}
+
+    def connect(self, newcomer):
+        for other in self.participants.values():
+            if other is newcomer:
+                continue
+            for publication in other.publications:
+                self._give_slot(newcomer, publication)
+            for publication in newcomer.publications:
+                self._give_slot(other, publication)
+
+    @staticmethod
+    def _give_slot(subscriber, publication):
+        for slot in subscriber.slots:
+            if slot.kind == publication.kind and slot.publication is None:
+                slot.attach(publication)
+                return
+        subscriber.log.info("no free %s slot for %s", publication.kind, publication.owner.id)
+
+    def status(self):
+        return {
+            "room": self.id,
+            "max_participants": self.max_participants,
+            "participants": [p.status() for p in self.participants.values()],
+        }
+
+
+class Relay:
+    def __init__(self, config):
+        self.config = config
+        self.rooms = {}
+        self._rng = random.SystemRandom()
+        self._tasks = set()
+
+    def create_room(self, room_id, max_participants=None):
+        """Returns (room, created). Creating an existing room is not an error: the web
+        app may repeat it after a restart of either side."""
+        max_participants = max_participants or self.config.max_participants
+        if not ID_PATTERN.match(str(room_id)):
+            raise Refused(400, "bad_room_id")
+        if not isinstance(max_participants, int) or not 2 <= max_participants <= self.config.max_participants:
+            raise Refused(400, "bad_max_participants")
+        room = self.rooms.get(room_id)
+        if room is not None:
+            return room, False
+        if len(self.rooms) >= self.config.max_rooms:
+            logger.warning("refused room %s: relay at capacity (%d rooms)", room_id, len(self.rooms))
+            raise Refused(503, "relay_full")
+        room = self.rooms[room_id] = Room(room_id, max_participants)
+        logger.info("room %s created (max %d)", room_id, max_participants)
+        return room, True
+
+    def room(self, room_id):
+        room = self.rooms.get(room_id)
+        if room is None:
+            raise Refused(404, "no_room")
+        return room
+
+    async def join(self, room_id, participant_id, offer_sdp):
+        room = self.room(room_id)
+        if not ID_PATTERN.match(str(participant_id)):
+            raise Refused(400, "bad_participant_id")
+        if not isinstance(offer_sdp, str) or not offer_sdp.startswith("v=0"):
+            raise Refused(400, "bad_offer")
+        previous = room.participants.get(participant_id)
+        if previous is not None:  # a reconnect replaces the old connection
+            await self._remove(previous)
+        if len(room.participants) >= room.max_participants:
+            raise Refused(503, "room_full")
+
+        pc = peer_connection(self.config.ice_servers)
+        participant = Participant(room, participant_id, pc)
+        # reserve the place before the first await, so concurrent joins count it
+        room.participants[participant_id] = participant
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            if not pc.getTransceivers():
+                raise Refused(400, "bad_offer")
+            restrict_codecs(pc)
+            publishing, slots = split_transceivers(pc)
+            participant.publications = [Publication(participant, t) for t in publishing]
+            participant.slots = [Slot(participant, t, self._rng) for t in slots]
+            await pc.setLocalDescription(await pc.createAnswer())
+        except UnsupportedCodec as exc:
+            participant.log.info("refused: no VP8/Opus on a %s m-line", exc)
+            await self._remove(participant)
+            raise Refused(400, "unsupported_codec")
+        except Refused:
+            await self._remove(participant)
+            raise
+        except Exception as exc:  # aiortc raises many kinds on a malformed offer
+            participant.log.info("refused offer: %s", type(exc).__name__)
+            await self._remove(participant)
+            raise Refused(400, "bad_offer")
+        answer = pc.localDescription.sdp
+        if "a=candidate:" not in answer:
+            participant.log.warning("no UDP port free in the configured range")
+            await self._remove(participant)
+            raise Refused(503, "no_udp_port")
+
+        @pc.on("connectionstatechange")
+        def on_state():
+            participant.log.info("connection %s", pc.connectionState)
+            if pc.connectionState in ("failed", "closed"):
+                self._spawn(self._remove(participant))
+
+        room.connect(participant)
+        participant.log.info(
+            "joined: %d publications, %d slots", len(participant.publications), len(participant.slots)
+        )
+        return announce_address(answer, self.config.public_ip), participant.status()
+
+    async def leave(self, room_id, participant_id):
+        participant = self.room(room_id).participants.get(participant_id)
+        if participant is None:
+            raise Refused(404, "no_participant")
+        await self._remove(participant)
+
+    async def close_room(self, room_id):
+        room = self.room(room_id)
+        for participant in list(room.participants.values()):
+            await self._remove(participant)
+        self.rooms.pop(room_id, None)
+        logger.info("room %s closed", room_id)
+
+    async def _remove(self, participant):
+        room = participant.room
+        if room.participants.get(participant.id) is not participant:
+            return
+        del room.participants[participant.id]
+        for publication in participant.publications:
+            publication.detach_all()
+        for slot in participant.slots:
+            slot.detach()
+        await participant.pc.close()
+        participant.log.info("left")
+
+    async def housekeeping(self, interval=1.0):
+        while True:
+            await asyncio.sleep(interval)
+            for room in list(self.rooms.values()):
+                for participant in list(room.participants.values()):
+                    for publication in participant.publications:
+                        publication.send_remb(self.config.max_video_bitrate)
+
+    async def close(self):
+        for room_id in list(self.rooms):
+            await self.close_room(room_id)
+
+    def status(self):
+        return {
+            "rooms": len(self.rooms),
+            "max_rooms": self.config.max_rooms,
+            "participants": sum(len(r.participants) for r in self.rooms.values()),
+        }
+
+    def _spawn(self, coro):
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

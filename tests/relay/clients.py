@@ -101,8 +101,11 @@ class Received:
 class Participant:
     """publish: send audio + video; slots: how many other participants it can see."""
 
-    def __init__(self, name, slots=4, publish=True, fps=15, clip=None):
+    def __init__(self, name, slots=4, publish=True, fps=15, clip=None, on_packet=None):
+        """on_packet(mid, packet): a lighter recorder (the benchmark counts instead of
+        keeping every packet)."""
         self.name = name
+        self._on_packet = on_packet
         self.pc = peer_connection([])
         self.received = {}  # mid -> [Received]
         self.sent = []  # (seq, ts, payload) of our video packets as they left
@@ -124,22 +127,23 @@ class Participant:
                 self.receiving.append(transceiver)
         self.slots = []
 
-    async def join(self, client, room):
+    async def join(self, client, room, spy=True):
         await self.pc.setLocalDescription(await self.pc.createOffer())
         data = await asyncio.to_thread(client.join, room, self.name, self.pc.localDescription.sdp)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type="answer"))
         self.slots = data["slots"]
-        self._spy_on_arrivals(self.pc.getTransceivers()[0].receiver.transport)
-        if self.video is not None:
+        if spy:
+            self._spy_on_arrivals(self.pc.getTransceivers()[0].receiver.transport)
+        if spy and self.video is not None:
             self._spy_on_sent(self.video.sender)
         return data
 
     def _record(self, transceiver):
-        def handle(packet, arrival_time_ms):
-            self.received.setdefault(transceiver.mid, []).append(Received(packet, time.time()))
-
         async def handle_rtp(packet, arrival_time_ms):
-            handle(packet, arrival_time_ms)
+            if self._on_packet is not None:
+                self._on_packet(transceiver.mid, packet)
+            else:
+                self.received.setdefault(transceiver.mid, []).append(Received(packet, time.time()))
 
         transceiver.receiver._handle_rtp_packet = handle_rtp
 

@@ -50,7 +50,7 @@ def patient_waits(patient, link):
     expect(patient).to_have_url(re.compile(r"/sprechstunde/geraetetest$"))
     # The fake microphone beeps: the level meter hears it, the preview shows the camera.
     expect(patient.get_by_text("Alles in Ordnung: Kamera und Mikrofon funktionieren.")).to_be_visible()
-    patient.wait_for_function("document.getElementById('dc-preview').videoWidth > 0")
+    patient.wait_for_function("() => document.getElementById('dc-preview').videoWidth > 0")
     expect(patient.get_by_label("Kamera", exact=True)).to_have_count(1)
     patient.get_by_role("link", name="Weiter zum Wartezimmer").click()
     expect(patient.get_by_text("Ihre Praxis ruft Sie gleich an")).to_be_visible()
@@ -72,7 +72,7 @@ def start_call(staff, patient, full_name):
     ring.get_by_role("button", name="Annehmen").click()
     expect(ring).to_be_hidden()
     for page in (staff, patient):
-        page.wait_for_function("window.sprechzimmerCall.state === 'connected'")
+        page.wait_for_function("() => window.sprechzimmerCall.state === 'connected'")
 
 
 def remote_video_plays(page):
@@ -221,4 +221,4 @@ def test_staff_sees_patient_offline_resends_the_link_and_is_declined(logged_in, 
     expect(staff.get_by_text("Der Patient hat den Anruf abgelehnt.")).to_be_visible()
     expect(patient.get_by_text("Ihre Praxis ruft Sie gleich an")).to_be_visible()
     # Declined, the patient's camera is off again.
-    patient.wait_for_function("!document.getElementById('local-video').srcObject")
+    patient.wait_for_function("() => !document.getElementById('local-video').srcObject")

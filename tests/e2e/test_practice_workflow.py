@@ -1,0 +1,193 @@
+"""The practice workflow of issue 2 in real Chromium: log in, Termin erstellen with an
+earlier invited person, Einladen, the e-mail really leaves, the panel, Termin löschen."""
+import re
+
+from playwright.sync_api import expect
+
+from tests.conftest import appointment_form, future_slot
+
+CONSENT = "Der Nutzer hat eingewilligt, SMS- und E-Mail-Nachrichten von mir zu erhalten"
+INVALID_LINK = "Dieser Link ist nicht (mehr) gültig."
+INFOBOX = "Ihr Termin wurde erfolgreich erstellt und der Teilnehmer wurde informiert."
+
+
+def invite_by_request(page, live_server, **fields):
+    """An earlier appointment, made with the page's own session and CSRF token."""
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    response = page.request.post(f"{live_server.base_url}/patienten/termine", form=appointment_form(**fields),
+                                 headers={"X-CSRFToken": token, "HX-Request": "true"})
+    assert response.status == 201, response.text()
+
+
+def open_form(page):
+    page.get_by_role("link", name="Termin erstellen", exact=True).click()
+    expect(page.get_by_role("heading", name="Termin erstellen")).to_be_visible()
+
+
+def test_invite_earlier_contact_then_delete(logged_in, other_page, smtp, live_server):
+    page = logged_in("premium")
+    erika = {"first_name": "Erika", "last_name": "Mustermann", "email": "erika.mustermann@example.org"}
+    invite_by_request(page, live_server, **erika)
+    assert len(smtp.mails_to(erika["email"], "Einladung")) == 1
+
+    # The form opens in place: the URL follows (hx-push-url), the page stays the same.
+    page.evaluate("window.e2eSamePage = true")
+    open_form(page)
+    expect(page).to_have_url(re.compile(r"/patienten/termin-erstellen$"))
+    assert page.evaluate("window.e2eSamePage === true")
+
+    page.get_by_label("Eingeladene Personen suchen").press_sequentially("Mus")
+    page.get_by_role("option", name=re.compile("Erika Mustermann")).click()
+    expect(page.get_by_label("Vorname")).to_have_value("Erika")
+    expect(page.get_by_label("Nachname")).to_have_value("Mustermann")
+    expect(page.get_by_label("E-Mail", exact=True)).to_have_value(erika["email"])
+    expect(page.get_by_role("option")).to_have_count(0)
+
+    day, _ = future_slot(days=5)
+    page.get_by_label("Datum").fill(day)
+    page.get_by_label("Uhrzeit").fill("11:30")
+    page.get_by_label("Voraussichtliche Dauer (Minuten)").fill("30")
+    page.get_by_label(CONSENT).check()
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/patienten/termine")) as created:
+        page.get_by_role("button", name="Einladen").click()
+    assert created.value.status == 201
+
+    expect(page.locator(".infobox")).to_contain_text(INFOBOX)
+    appointment_id = page.locator("[id^='appointment-created-']").get_attribute("id").rsplit("-", 1)[1]
+
+    # The toast comes only once the sender has handed the e-mail to SMTP, so it is there now.
+    toast = page.locator("#toasts .toast", has_text="Einladungs-E-Mail wurde versendet.")
+    expect(toast).to_be_visible()
+    invitations = smtp.mails_to(erika["email"], "Einladung", timeout=0)
+    assert len(invitations) == 2
+    invitation = smtp.text(invitations[-1])
+    assert "um 11:30 Uhr" in invitation
+    link = smtp.link(invitations[-1])
+    assert link.startswith(live_server.base_url + "/j/")
+    box = toast.bounding_box()
+    assert box["x"] + box["width"] > 1024 - 40 and box["y"] < 100, f"toast not top right: {box}"
+
+    # The list refreshed by itself: a new row for the new appointment, still the same page.
+    row = page.locator(f"#appointment-row-{appointment_id}")
+    expect(row).to_contain_text("Erika Mustermann")
+    expect(page.locator("#patient-list").get_by_text("Erika Mustermann")).to_have_count(2)
+    assert page.evaluate("window.e2eSamePage === true")
+
+    # The patient's link works until the appointment goes.
+    response = other_page.goto(link)
+    assert response.ok, response.status
+    expect(other_page.get_by_role("heading", level=1)).to_be_visible()
+    expect(other_page.get_by_text(INVALID_LINK)).to_have_count(0)
+
+    row.get_by_role("link").click()
+    appointment = page.locator(f"#appointment-{appointment_id}")
+    expect(appointment).to_contain_text("um 11:30 Uhr")
+    for name in ("Anruf starten", "Chat", "Termin löschen"):
+        action = appointment.get_by_role("link", name=name, exact=True).or_(
+            appointment.get_by_role("button", name=name, exact=True))
+        expect(action).to_be_visible()
+
+    appointment.get_by_role("link", name="Termin löschen").click()
+    expect(appointment.get_by_text("Termin wirklich löschen?")).to_be_visible()
+    appointment.get_by_role("button", name="Ja, Termin löschen").click()
+    expect(appointment).to_have_count(0)
+    expect(row).to_have_count(0)
+    # Only this appointment went; the earlier one stays.
+    expect(page.locator("#panel .appointment")).to_have_count(1)
+    expect(page.locator("#patient-list").get_by_text("Erika Mustermann")).to_have_count(1)
+    assert page.evaluate("window.e2eSamePage === true")
+
+    cancellations = smtp.mails_to(erika["email"], "Termin abgesagt")
+    assert len(cancellations) == 1
+    assert "um 11:30 Uhr" in smtp.text(cancellations[0])
+
+    response = other_page.goto(link)
+    assert response.status == 404
+    expect(other_page.get_by_role("heading", name=INVALID_LINK)).to_be_visible()
+
+
+def test_empty_form_shows_german_errors_beside_fields(logged_in):
+    page = logged_in("basis")
+    rows_before = page.locator("#patient-list li").count()
+    open_form(page)
+    # Basis has no SMS: the box is off and says why.
+    sms = page.get_by_label("Einladung per SMS versenden")
+    expect(sms).to_be_disabled()
+    expect(sms).to_have_accessible_description("SMS-Einladungen sind in den Tarifen Standard und Premium enthalten.")
+
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/patienten/termine")) as sent:
+        page.get_by_role("button", name="Einladen").click()
+    assert sent.value.status == 422
+
+    errors = {
+        "Vorname": "Bitte geben Sie den Vornamen ein.",
+        "Nachname": "Bitte geben Sie den Nachnamen ein.",
+        "E-Mail": "Bitte geben Sie die E-Mail-Adresse ein.",
+        "Datum": "Bitte wählen Sie ein Datum.",
+        "Uhrzeit": "Bitte geben Sie eine Uhrzeit ein, z. B. 09:30.",
+        CONSENT: "Ohne Einwilligung kann keine Einladung verschickt werden.",
+    }
+    for label, message in errors.items():
+        field = page.get_by_label(label, exact=True)
+        expect(field).to_have_attribute("aria-invalid", "true")
+        expect(field).to_have_accessible_description(message)
+        # Beside the field: in the same field box, right under it.
+        expect(page.locator(".field", has=field).locator(".error")).to_have_text(message)
+    expect(page.get_by_label("Voraussichtliche Dauer (Minuten)")).not_to_have_attribute("aria-invalid", "true")
+    expect(page.locator(".infobox")).to_have_count(0)
+
+    # What the user typed stays after the next attempt.
+    page.get_by_label("Vorname").fill("Max")
+    page.get_by_role("button", name="Einladen").click()
+    expect(page.get_by_label("Nachname")).to_have_accessible_description("Bitte geben Sie den Nachnamen ein.")
+    expect(page.get_by_label("Vorname")).to_have_value("Max")
+    expect(page.get_by_label("Vorname")).not_to_have_attribute("aria-invalid", "true")
+
+    page.reload()
+    expect(page.get_by_role("heading", name="Patienten", level=1)).to_be_visible()
+    assert page.locator("#patient-list li").count() == rows_before
+
+
+def test_no_request_leaves_the_machine(logged_in):
+    page = logged_in("premium")
+    open_form(page)
+    with page.expect_response(lambda r: "/patienten/suche" in r.url):
+        page.get_by_label("Eingeladene Personen suchen").press_sequentially("Mu")
+    requests = page.watch.requests
+    assert any("/static/vendor/htmx" in url for url in requests)
+    assert any("/patienten/suche" in url for url in requests)
+    assert page.watch.foreign_hosts() == []
+
+
+TARGETS = "a, button, summary, [role=option], label:has(input[type=checkbox])"
+
+
+def small_targets(page):
+    small = []
+    for element in page.locator(TARGETS).all():
+        if not element.is_visible():
+            continue
+        box = element.bounding_box()
+        if box["width"] < 44 or box["height"] < 44:
+            label = (element.inner_text() or element.get_attribute("aria-label") or "").strip()[:40]
+            small.append(f"{label!r} {box['width']:.0f}x{box['height']:.0f}")
+    return small
+
+
+def test_touch_targets_are_finger_sized(logged_in, live_server):
+    page = logged_in("premium")
+    invite_by_request(page, live_server, first_name="Tamara", last_name="Tippfeld", email="tamara.tippfeld@example.org")
+    page.reload()
+    checked = page.locator(TARGETS).count()
+    assert checked > 3
+    assert small_targets(page) == []
+
+    open_form(page)
+    page.get_by_label("Eingeladene Personen suchen").press_sequentially("Tip")
+    expect(page.get_by_role("option", name=re.compile("Tamara Tippfeld"))).to_be_visible()
+    assert small_targets(page) == []
+
+    page.locator("#patient-list").get_by_role("link", name=re.compile("Tamara Tippfeld")).first.click()
+    page.get_by_role("link", name="Termin löschen").first.click()
+    expect(page.get_by_role("button", name="Ja, Termin löschen")).to_be_visible()
+    assert small_targets(page) == []

@@ -105,6 +105,12 @@ def test_invite_earlier_contact_then_delete(logged_in, other_page, smtp, live_se
     assert response.status == 404
     expect(other_page.get_by_role("heading", name=INVALID_LINK)).to_be_visible()
 
+    # The server and sender logs hold ids only.
+    logs = live_server.log_tail("web", lines=10_000) + live_server.log_tail("outbox", lines=10_000)
+    assert "sent" in logs  # the sender did log its deliveries
+    for secret in (erika["email"], erika["last_name"], link.rsplit("/", 1)[1]):
+        assert secret not in logs
+
 
 def test_empty_form_shows_german_errors_beside_fields(logged_in):
     page = logged_in("basis")

@@ -105,6 +105,11 @@
   function connect() {
     clearTimeout(socket.timer);
     if (socket.stopped) return;
+    if (navigator.onLine === false) {
+      // No attempts while offline; the "online" event connects at once.
+      root.dataset.socket = "reconnecting";
+      return;
+    }
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     // Only the path from the server: behind a TLS proxy the page's own scheme is the truth.
     const target = new URL(root.dataset.wsPath, location.href);
@@ -143,6 +148,16 @@
     root.dataset.socket = "reconnecting";
   }
 
+  // The browser knows before the socket does: a dropped network leaves a dead TCP
+  // connection that can take minutes to close by itself.
+  window.addEventListener("offline", () => {
+    const ws = socket.ws;
+    if (!ws) return;
+    socket.ws = null;
+    ws.onclose = null;
+    ws.close();
+    scheduleReconnect();
+  });
   window.addEventListener("online", () => {
     if (!socket.ws && !socket.stopped) { socket.attempt = 0; connect(); }
   });

@@ -171,6 +171,12 @@ def test_call_basis_refuses_screen_sharing_and_deleting_kills_the_link(logged_in
     # A reload keeps the patient in the waiting room.
     patient.reload()
     expect(patient.get_by_text("Ihre Praxis ruft Sie gleich an")).to_be_visible()
+    # So does a brief network loss: the socket comes back by itself.
+    call = patient.locator("#call")
+    patient.context.set_offline(True)
+    expect(call).to_have_attribute("data-socket", "reconnecting")
+    patient.context.set_offline(False)
+    expect(call).to_have_attribute("data-socket", "open")
     start_call(staff, patient, "Bernd Basispatient")
     remote_video_plays(staff)
 
@@ -180,6 +186,12 @@ def test_call_basis_refuses_screen_sharing_and_deleting_kills_the_link(logged_in
     expect(share).to_have_attribute("aria-pressed", "false")
     patient.get_by_role("button", name="Bildschirm teilen").click()
     expect(patient.get_by_text("Bildschirm teilen ist im Tarif Premium enthalten.")).to_be_visible()
+
+    # The patient reloads during the call: both pages connect again on their own.
+    patient.reload()
+    for page in (staff, patient):
+        page.wait_for_function("() => window.sprechzimmerCall.state === 'connected'")
+        remote_video_plays(page)
 
     # The patient hangs up this time.
     patient.get_by_role("button", name="Auflegen").click()

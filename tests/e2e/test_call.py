@@ -134,7 +134,7 @@ def test_call_premium(logged_in, other_page, smtp, live_server):
     consent = patient.get_by_role("dialog", name="Bildschirmfoto erlauben?")
     expect(consent).to_be_visible()
     with staff.expect_download() as download:
-        consent.get_by_role("button", name="Erlauben").click()
+        consent.get_by_role("button", name="Erlauben", exact=True).click()
     assert download.value.suggested_filename.endswith(".png")
     with open(download.value.path(), "rb") as png:
         assert png.read(8) == b"\x89PNG\r\n\x1a\n"

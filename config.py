@@ -59,6 +59,17 @@ class Config:
     # How long a patient's link stays valid after the appointment.
     LINK_VALID_DAYS_AFTER = _int("LINK_VALID_DAYS_AFTER", 90)
 
+    # WebRTC (docs/signalling.md): STUN and TURN URLs comma separated; TURN credentials
+    # follow coturn's use-auth-secret scheme and expire after TURN_TTL_SECONDS.
+    ICE_STUN_URLS = os.environ.get("ICE_STUN_URLS", "")
+    TURN_URLS = os.environ.get("TURN_URLS", "")
+    TURN_SECRET = os.environ.get("TURN_SECRET", "")
+    TURN_TTL_SECONDS = _int("TURN_TTL_SECONDS", 4 * 3600)
+    RING_TIMEOUT_SECONDS = float(os.environ.get("RING_TIMEOUT_SECONDS", "45"))
+    # 64 KiB frames at most (simple-websocket closes with 1009 above); pings every 25 s
+    # find phones that lost the network, so presence does not stay "online" forever.
+    SOCK_SERVER_OPTIONS = {"max_message_size": 64 * 1024, "ping_interval": 25}
+
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
@@ -89,6 +100,9 @@ class TestConfig(Config):
     MAIL_SERVER = None
     VONAGE_API_KEY = None
     VONAGE_API_SECRET = None
+    ICE_STUN_URLS = ""
+    TURN_URLS = ""
+    TURN_SECRET = ""
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI = "memory://"
     SESSION_COOKIE_SECURE = False

@@ -1,10 +1,13 @@
 from flask import redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
+from flask_wtf.csrf import generate_csrf
 
-from app.consultation import bp, services
-from app.extensions import limiter
+from app.auth.models import Practice
+from app.consultation import bp, services, signalling
+from app.extensions import db, limiter, sock
 from app.patients.services import get_appointment
+from app.tariffs import has_feature
 from app.web import current_practice
 
 
@@ -20,24 +23,56 @@ def join(token):
     if appointment is None:
         return _invalid_link()
     services.redeem(appointment)
-    return redirect(url_for("consultation.waiting_room"))
+    return redirect(url_for("consultation.device_check"))
+
+
+def _call_context(appointment, practice, role, ws_url):
+    # What the browser side needs; ICE servers come only with the socket's welcome.
+    return dict(appointment=appointment, practice=practice, role=role, ws_url=ws_url,
+                csrf=generate_csrf(), screen_sharing=has_feature(practice, "screen_sharing"))
+
+
+def _patient_page(template):
+    appointment = services.current_patient_appointment()
+    if appointment is None:
+        return _invalid_link()
+    practice = db.session.get(Practice, appointment.practice_id)
+    return render_template(template, **_call_context(
+        appointment, practice, "patient", url_for("consultation.patient_socket")))
+
+
+@bp.route("/sprechstunde/geraetetest")
+def device_check():
+    return _patient_page("consultation/device_check.html")
 
 
 @bp.route("/sprechstunde")
 def waiting_room():
-    appointment = services.current_patient_appointment()
-    if appointment is None:
-        return _invalid_link()
-    from app.auth.models import Practice
-    from app.extensions import db
-
-    practice = db.session.get(Practice, appointment.practice_id)
-    return render_template("consultation/waiting.html", appointment=appointment, practice=practice)
+    return _patient_page("consultation/waiting.html")
 
 
 @bp.route("/anruf/<int:appointment_id>")
 @login_required
 def call(appointment_id):
+    practice = current_practice()
+    appointment = get_appointment(practice, appointment_id)
+    return render_template("consultation/call.html", title=_("Videosprechstunde"), **_call_context(
+        appointment, practice, "staff", url_for("consultation.staff_socket", appointment_id=appointment.id)))
+
+
+@bp.route("/anruf/<int:appointment_id>/starten", methods=["POST"])
+@login_required
+def start_call(appointment_id):
     appointment = get_appointment(current_practice(), appointment_id)
-    return render_template("consultation/call.html", appointment=appointment,
-                           title=_("Videosprechstunde"))
+    signalling.ring_now(appointment)
+    return redirect(url_for("consultation.call", appointment_id=appointment.id), 303)
+
+
+@sock.route("/ws/anruf/<int:appointment_id>", bp=bp)
+def staff_socket(ws, appointment_id):
+    signalling.serve(ws, signalling.staff_identity(appointment_id))
+
+
+@sock.route("/ws/sprechstunde", bp=bp)
+def patient_socket(ws):
+    signalling.serve(ws, signalling.patient_identity())

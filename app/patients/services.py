@@ -85,9 +85,13 @@ def create_appointment(practice, staff, form, consent_text):
 
 
 def delete_appointment(appointment):
+    from app.consultation.signalling import appointment_deleted
+
+    appointment_id = appointment.id
     invitations.queue_cancellation(appointment)
     db.session.delete(appointment)
     db.session.commit()
+    appointment_deleted(appointment_id)
 
 
 def search_contacts(practice, query):

@@ -1,0 +1,343 @@
+"""The signalling service: who may connect, the call state machine, relaying, ICE servers.
+
+One websocket per open page. Each socket subscribes to its own channel
+(``appointment:<id>:staff|patient``) and publishes to the other side's; the hub never
+lets a socket name another appointment, so no socket can reach another call.
+"""
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import current_app, request
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.exceptions import NotFound
+
+from app.consultation import protocol
+from app.consultation.hub import (
+    ACCEPTED, DECLINED, ENDED, IDLE, OFFLINE, RINGING, TIMEOUT, InProcessHub, channel,
+)
+from app.extensions import db
+from app.tariffs import FEATURE_MESSAGES, has_feature
+
+log = logging.getLogger(__name__)
+
+HUB_KEY = "sprechzimmer.hub"
+_hub_lock = threading.Lock()
+_connection_ids = itertools.count(1)
+# simple-websocket 1.1.0 wakes receive() before it marks an oversized frame's socket
+# closed, so a receive() without timeout can wait forever; look again this often.
+RECEIVE_POLL_SECONDS = 2
+
+# (role, message type) -> (states it may leave, state it leads to)
+TRANSITIONS = {
+    ("staff", "cancel"): ({RINGING}, IDLE),
+    ("staff", "hangup"): ({RINGING, ACCEPTED}, ENDED),
+    ("patient", "accept"): ({RINGING}, ACCEPTED),
+    ("patient", "decline"): ({RINGING}, DECLINED),
+    ("patient", "hangup"): ({ACCEPTED}, ENDED),
+}
+
+
+def get_hub(app=None):
+    app = app or current_app._get_current_object()
+    hub = app.extensions.get(HUB_KEY)
+    if hub is None:
+        with _hub_lock:
+            hub = app.extensions.setdefault(HUB_KEY, InProcessHub())
+    return hub
+
+
+def other(role):
+    return protocol.PATIENT if role == protocol.STAFF else protocol.STAFF
+
+
+# -- ICE servers ---------------------------------------------------------------------
+
+def _urls(value):
+    return [u.strip() for u in (value or "").split(",") if u.strip()]
+
+
+def ice_servers(config, appointment_id, now=None):
+    """STUN as configured; TURN with coturn's time-limited shared-secret credentials."""
+    servers = []
+    stun = _urls(config.get("ICE_STUN_URLS"))
+    if stun:
+        servers.append({"urls": stun})
+    turn = _urls(config.get("TURN_URLS"))
+    secret = config.get("TURN_SECRET")
+    if turn and secret:
+        expiry = int(now if now is not None else time.time()) + int(config["TURN_TTL_SECONDS"])
+        username = f"{expiry}:{appointment_id}"
+        digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+        servers.append({"urls": turn, "username": username,
+                        "credential": base64.b64encode(digest).decode("ascii")})
+    return servers
+
+
+# -- call state ------------------------------------------------------------------------
+
+def publish_state(hub, appointment_id, state):
+    message = {"type": "call-state", "state": state}
+    hub.publish(channel(appointment_id, protocol.STAFF), message)
+    hub.publish(channel(appointment_id, protocol.PATIENT), message)
+
+
+def ring(hub, appointment_id, timeout_seconds):
+    """Ring the patient's open pages, or note that none is open. Returns the state.
+
+    Ringing or connected calls are left alone: a second click or a reloaded call page
+    must not ring twice or break a running call.
+    """
+    while True:
+        current = hub.call_state(appointment_id)
+        if current.state in (RINGING, ACCEPTED):
+            return current
+        online = hub.subscribers(channel(appointment_id, protocol.PATIENT)) > 0
+        new = hub.compare_and_set(appointment_id, current, RINGING if online else OFFLINE)
+        if new is not None:
+            break
+    log.info("appointment %s: %s", appointment_id, new.state)
+    publish_state(hub, appointment_id, new.state)
+    if new.state == RINGING:
+        timer = threading.Timer(timeout_seconds, _ring_timeout, (hub, appointment_id, new))
+        timer.daemon = True
+        timer.start()
+    return new
+
+
+def _ring_timeout(hub, appointment_id, ringing):
+    # Only this very ring times out; the version tells it from a later one.
+    if hub.compare_and_set(appointment_id, ringing, TIMEOUT) is not None:
+        log.info("appointment %s: timeout", appointment_id)
+        publish_state(hub, appointment_id, TIMEOUT)
+
+
+def transition(hub, appointment_id, allowed_from, target):
+    """Move to ``target`` from one of ``allowed_from``; the new state or None."""
+    while True:
+        current = hub.call_state(appointment_id)
+        if current.state not in allowed_from:
+            return None
+        new = hub.compare_and_set(appointment_id, current, target)
+        if new is not None:
+            log.info("appointment %s: %s", appointment_id, target)
+            publish_state(hub, appointment_id, target)
+            return new
+
+
+def ring_now(appointment):
+    """"Anruf starten" over HTTP: ring at once, before the call page has its socket."""
+    return ring(get_hub(), appointment.id, current_app.config["RING_TIMEOUT_SECONDS"])
+
+
+def appointment_deleted(appointment_id, app=None):
+    """Tell the appointment's open pages and close their sockets (after the commit)."""
+    hub = get_hub(app)
+    message = {"type": "appointment-deleted"}
+    hub.publish(channel(appointment_id, protocol.STAFF), message)
+    hub.publish(channel(appointment_id, protocol.PATIENT), message)
+    hub.reset(appointment_id)
+
+
+# -- who connects --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Identity:
+    role: str
+    appointment_id: int
+    practice_id: int
+    screen_sharing: bool
+
+
+def _same_origin():
+    # Browsers send Origin with every websocket handshake; a foreign page must not ride
+    # on the user's cookies (SameSite=Lax alone does not cover same-site subdomains).
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    host = urlsplit(origin).netloc
+    return host in (request.host, urlsplit(current_app.config["PUBLIC_BASE_URL"]).netloc)
+
+
+def staff_identity(appointment_id):
+    from app.patients.services import get_appointment
+
+    if not _same_origin() or not current_user.is_authenticated:
+        return None
+    practice = current_user.practice
+    try:
+        appointment = get_appointment(practice, appointment_id)
+    except NotFound:
+        return None
+    return Identity(protocol.STAFF, appointment.id, practice.id, has_feature(practice, "screen_sharing"))
+
+
+def patient_identity():
+    from app.auth.models import Practice
+    from app.consultation.services import current_patient_appointment
+
+    if not _same_origin():
+        return None
+    appointment = current_patient_appointment()
+    if appointment is None:
+        return None
+    practice = db.session.get(Practice, appointment.practice_id)
+    return Identity(protocol.PATIENT, appointment.id, practice.id, has_feature(practice, "screen_sharing"))
+
+
+# -- one socket --------------------------------------------------------------------------
+
+class Connection:
+    """A websocket bound to one appointment and role.
+
+    The hub delivers from other threads (the peer's handler, a ring timer, a delete),
+    while this socket's own handler answers it: every send goes through one lock,
+    because simple-websocket's send is not thread-safe.
+    """
+
+    def __init__(self, ws, identity, hub, config):
+        self.ws = ws
+        self.identity = identity
+        self.hub = hub
+        self.config = config
+        self.id = next(_connection_ids)
+        self.send_lock = threading.Lock()
+        self.closed = False
+        self.bucket = protocol.TokenBucket()
+        self.subscription = None
+        aid = identity.appointment_id
+        self.own_channel = channel(aid, identity.role)
+        self.peer_channel = channel(aid, other(identity.role))
+
+    def _log(self, message, *args):
+        log.info("ws %s appointment %s %s: " + message, self.id, self.identity.appointment_id,
+                 self.identity.role, *args)
+
+    def send(self, message):
+        with self.send_lock:
+            self._send_locked(message)
+
+    def _send_locked(self, message):
+        if self.closed:
+            return
+        try:
+            self.ws.send(json.dumps(message))
+        except Exception as exc:  # noqa: BLE001 - a broken socket must not break its publisher
+            self._log("send failed (%s)", type(exc).__name__)
+            self.closed = True
+
+    def close(self, code=1000, reason=None):
+        with self.send_lock:
+            if self.closed:
+                return
+            self.closed = True
+            try:
+                self.ws.close(code, reason)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        # Wake the handler blocked in receive() even if the client never answers the close.
+        self.ws.event.set()
+
+    def deliver(self, message):
+        """Hub callback (any thread)."""
+        self.send(message)
+        if message.get("type") == "appointment-deleted":
+            self._log("appointment deleted, closing")
+            self.close(1000, "appointment deleted")
+
+    def open(self):
+        aid = self.identity.appointment_id
+        # Subscribe and greet under the send lock: whatever is published meanwhile
+        # reaches the socket after the welcome, never before it.
+        with self.send_lock:
+            self.subscription = self.hub.subscribe(self.own_channel, self.deliver)
+            self._send_locked({
+                "type": "welcome",
+                "role": self.identity.role,
+                "iceServers": ice_servers(self.config, aid),
+                "state": self.hub.call_state(aid).state,
+                "features": {"screen_sharing": self.identity.screen_sharing},
+                "peer_online": self.hub.subscribers(self.peer_channel) > 0,
+            })
+        self.hub.publish(self.peer_channel, {"type": "presence", "peer_online": True})
+        self._log("connected")
+
+    def cleanup(self):
+        aid = self.identity.appointment_id
+        if self.subscription is not None:
+            self.subscription.close()
+        online = self.hub.subscribers(self.own_channel) > 0
+        self.hub.publish(self.peer_channel, {"type": "presence", "peer_online": online})
+        if not online and self.hub.subscribers(self.peer_channel) == 0:
+            # Nobody is left on this appointment: the next page starts from idle.
+            self.hub.reset(aid)
+        self._log("disconnected")
+
+    def run(self):
+        while not self.closed:
+            raw = self.ws.receive(timeout=RECEIVE_POLL_SECONDS)
+            if raw is None:
+                if not self.ws.connected:
+                    return
+                continue
+            if not self.bucket.take():
+                self._log("rate limit exceeded, closing")
+                self.send({"type": "error", "code": "rate",
+                           "message": _("Zu viele Nachrichten. Die Verbindung wird neu aufgebaut.")})
+                self.close(protocol.CLOSE_POLICY, "rate limit")
+                return
+            try:
+                message = protocol.parse(raw, self.identity.role)
+            except protocol.ProtocolError as exc:
+                self._log("protocol error: %s, closing", exc.reason)
+                self.close(exc.close_code, exc.reason)
+                return
+            self.handle(message)
+
+    def handle(self, message):
+        role, kind = self.identity.role, message["type"]
+        aid = self.identity.appointment_id
+        if kind == "ring":
+            state = ring(self.hub, aid, self.config["RING_TIMEOUT_SECONDS"])
+            if state.state in (RINGING, ACCEPTED):
+                # Already so before: this page (perhaps reloaded) still wants to know.
+                self.send({"type": "call-state", "state": state.state})
+            return
+        if (role, kind) in TRANSITIONS:
+            allowed_from, target = TRANSITIONS[(role, kind)]
+            if transition(self.hub, aid, allowed_from, target) is None:
+                self.send({"type": "error", "code": "invalid", "message": _("Das ist im Moment nicht möglich.")})
+                self.send({"type": "call-state", "state": self.hub.call_state(aid).state})
+            return
+        if kind == "screen-share" and message["active"]:
+            if not self.identity.screen_sharing:
+                self.send({"type": "error", "code": "tariff",
+                           "message": str(FEATURE_MESSAGES["screen_sharing"])})
+                return
+            self.hub.publish(self.peer_channel, message)
+            self.send({"type": "screen-share-ok"})
+            return
+        self.hub.publish(self.peer_channel, message)
+
+
+def serve(ws, identity):
+    """The whole life of one socket: check, greet, loop, clean up."""
+    if identity is None:
+        ws.close(protocol.CLOSE_POLICY, "not allowed")
+        return
+    # The socket lives for the whole consultation: give the database connection back now.
+    db.session.close()
+    connection = Connection(ws, identity, get_hub(), current_app.config)
+    connection.open()
+    try:
+        connection.run()
+    finally:
+        connection.cleanup()

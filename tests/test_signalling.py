@@ -1,0 +1,333 @@
+"""The signalling websockets against the running app: real TCP connections, real sessions."""
+import base64
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from tests.conftest import Auth
+from tests.live import LiveServer, created_appointment_id, patient_client
+
+
+@pytest.fixture
+def live(app):
+    server = LiveServer(app)
+    yield server
+    server.stop()
+
+
+class Call:
+    """One appointment of a logged-in practice and the patient who opened its link."""
+
+    def __init__(self, app, live, staff, appointment_id):
+        self.app = app
+        self.live = live
+        self.staff_client = staff.client
+        self.staff = staff
+        self.id = appointment_id
+        self.patient_client = patient_client(app, appointment_id)
+
+    def staff_ws(self):
+        ws = self.live.connect(f"/ws/anruf/{self.id}", self.staff_client)
+        ws.welcome = ws.expect("welcome")
+        return ws
+
+    def patient_ws(self):
+        ws = self.live.connect("/ws/sprechstunde", self.patient_client)
+        ws.welcome = ws.expect("welcome")
+        return ws
+
+    def both(self):
+        staff = self.staff_ws()
+        patient = self.patient_ws()
+        staff.expect("presence", peer_online=True)
+        return staff, patient
+
+
+@pytest.fixture
+def make_call(app, live, make_practice):
+    """make_call(tariff="premium") -> Call, with its own staff login (own test client)."""
+
+    def factory(tariff="premium"):
+        _, email = make_practice(tariff)
+        staff = Auth(app.test_client())
+        assert staff.login(email).status_code == 302
+        response = staff.post("/patienten/termine", data=_form())
+        assert response.status_code == 201
+        return Call(app, live, staff, created_appointment_id(response))
+
+    return factory
+
+
+def _form():
+    from tests.conftest import appointment_form
+
+    return appointment_form()
+
+
+def ring_and_wait(staff, patient):
+    staff.send({"type": "ring"})
+    staff.expect("call-state", state="ringing")
+    patient.expect("call-state", state="ringing")
+
+
+# -- who may connect ---------------------------------------------------------------------
+
+def test_welcome_tells_role_state_features_and_presence(make_call):
+    call = make_call("premium")
+    staff = call.staff_ws()
+    assert staff.welcome == {"type": "welcome", "role": "staff", "iceServers": [], "state": "idle",
+                             "features": {"screen_sharing": True}, "peer_online": False}
+    patient = call.patient_ws()
+    assert patient.welcome["role"] == "patient"
+    assert patient.welcome["peer_online"] is True
+    staff.expect("presence", peer_online=True)
+    patient.ws.close()
+    staff.expect("presence", peer_online=False)
+
+
+def test_staff_socket_without_login_is_closed(make_call, app, live):
+    call = make_call()
+    anonymous = live.connect(f"/ws/anruf/{call.id}", app.test_client())
+    assert anonymous.closed_with() == 1008
+
+
+def test_patient_socket_without_session_is_closed(app, live):
+    assert live.connect("/ws/sprechstunde", app.test_client()).closed_with() == 1008
+
+
+def test_staff_cannot_open_another_practices_call(make_call, live):
+    ours, theirs = make_call(), make_call()
+    intruder = live.connect(f"/ws/anruf/{theirs.id}", ours.staff_client)
+    assert intruder.closed_with() == 1008
+    # The own practice's call still opens with the same login.
+    assert ours.staff_ws().welcome["role"] == "staff"
+
+
+def test_foreign_origin_is_closed(make_call, live):
+    call = make_call()
+    ws = live.connect(f"/ws/anruf/{call.id}", call.staff_client, origin="https://evil.example")
+    assert ws.closed_with() == 1008
+
+
+def test_patient_of_one_appointment_cannot_reach_another(make_call):
+    a, b = make_call(), make_call()
+    staff_a, patient_a = a.both()
+    staff_b, patient_b = b.both()
+    patient_a.send({"type": "media-state", "camera": False, "mic": True, "screen": False})
+    staff_a.expect("media-state", camera=False)
+    patient_b.send({"type": "media-state", "camera": True, "mic": False, "screen": False})
+    # B's staff gets B's message first: A's, handled before it, never came here.
+    assert staff_b.expect("media-state") == {"type": "media-state", "camera": True, "mic": False, "screen": False}
+
+
+def test_resent_link_ends_the_old_patient_session(make_call, live):
+    call = make_call()
+    old_patient = call.patient_client
+    assert call.staff.post(f"/patienten/termine/{call.id}/erneut-senden/email").status_code == 200
+    assert live.connect("/ws/sprechstunde", old_patient).closed_with() == 1008
+
+
+# -- bad input closes that socket and nothing else ---------------------------------------
+
+@pytest.mark.parametrize("raw, code", [
+    ("{not json", 1003),
+    ("[1, 2]", 1003),
+    ('{"kind": "ring"}', 1003),
+    ('{"type": "launch-missiles"}', 1003),
+    ('{"type": "ring"}', 1003),  # a staff message from the patient
+    ('{"type": "accept", "extra": 1}', 1003),
+    ('{"type": "media-state", "camera": "yes", "mic": true, "screen": false}', 1003),
+    ('{"type": "signal", "description": {"type": "bogus", "sdp": ""}}', 1003),
+    ('{"type": "signal", "candidate": {"candidate": 5}}', 1003),
+    (json.dumps({"type": "signal", "description": {"type": "offer", "sdp": "x" * (64 * 1024)}}), 1009),
+    (b"\x00\x01", 1003),
+])
+def test_bad_message_closes_only_that_socket(make_call, raw, code):
+    call = make_call()
+    staff, patient = call.both()
+    if isinstance(raw, bytes):
+        patient.ws.send_binary(raw)
+    else:
+        patient.send(raw)
+    assert patient.closed_with() == code
+    staff.expect("presence", peer_online=False)
+    # The staff socket lives on, and the patient can come back.
+    again = call.patient_ws()
+    staff.expect("presence", peer_online=True)
+    staff.send({"type": "restart-ice"})
+    assert again.expect("restart-ice") == {"type": "restart-ice"}
+
+
+def test_rate_limit_closes_the_flooding_socket(make_call):
+    call = make_call()
+    staff, patient = call.both()
+    flag = {"type": "media-state", "camera": True, "mic": True, "screen": False}
+    for _ in range(200):
+        try:
+            patient.send(flag)
+        except OSError:
+            break  # already closed by the server
+    error = patient.expect("error")
+    assert error["code"] == "rate"
+    assert patient.closed_with() == 1008
+    staff.expect("presence", peer_online=False)
+    staff.send({"type": "ring"})
+    staff.expect("call-state", state="offline")
+
+
+# -- ringing ---------------------------------------------------------------------------------
+
+def test_ring_and_accept(make_call):
+    call = make_call()
+    staff, patient = call.both()
+    ring_and_wait(staff, patient)
+    patient.send({"type": "accept"})
+    staff.expect("call-state", state="accepted")
+    patient.expect("call-state", state="accepted")
+    # A page that comes later (a reload) learns the state in its welcome.
+    assert call.staff_ws().welcome["state"] == "accepted"
+    patient.send({"type": "hangup"})
+    staff.expect("call-state", state="ended")
+
+
+def test_ring_and_decline(make_call):
+    call = make_call()
+    staff, patient = call.both()
+    ring_and_wait(staff, patient)
+    patient.send({"type": "decline"})
+    staff.expect("call-state", state="declined")
+    # Accepting a call that no longer rings is refused; the socket stays.
+    patient.send({"type": "accept"})
+    assert patient.expect("error")["code"] == "invalid"
+    patient.expect("call-state", state="declined")
+
+
+def test_cancel_stops_the_ringing(make_call):
+    call = make_call()
+    staff, patient = call.both()
+    ring_and_wait(staff, patient)
+    staff.send({"type": "cancel"})
+    patient.expect("call-state", state="idle")
+
+
+@pytest.mark.parametrize("config_overrides", [{"RING_TIMEOUT_SECONDS": 0.3}])
+def test_unanswered_ring_times_out(make_call):
+    call = make_call()
+    staff, patient = call.both()
+    ring_and_wait(staff, patient)
+    staff.expect("call-state", state="timeout")
+    patient.expect("call-state", state="timeout")
+
+
+def test_ring_while_patient_is_offline(make_call):
+    call = make_call()
+    staff = call.staff_ws()
+    staff.send({"type": "ring"})
+    staff.expect("call-state", state="offline")
+    patient = call.patient_ws()
+    assert patient.welcome["state"] == "offline"
+    staff.expect("presence", peer_online=True)
+    ring_and_wait(staff, patient)
+
+
+def test_anruf_starten_rings_before_the_call_page_opens(make_call):
+    call = make_call()
+    patient = call.patient_ws()
+    response = call.staff.post(f"/anruf/{call.id}/starten", htmx=False)
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/anruf/{call.id}"
+    patient.expect("call-state", state="ringing")
+    assert call.staff_ws().welcome["state"] == "ringing"
+    page = call.staff_client.get(f"/anruf/{call.id}")
+    assert page.status_code == 200
+
+
+def test_anruf_starten_needs_csrf_and_own_practice(make_call):
+    ours, theirs = make_call(), make_call()
+    assert ours.staff_client.post(f"/anruf/{ours.id}/starten").status_code == 400
+    assert ours.staff.post(f"/anruf/{theirs.id}/starten").status_code == 404
+
+
+# -- relaying ----------------------------------------------------------------------------
+
+def test_signals_are_relayed_both_ways(make_call):
+    call = make_call()
+    staff, patient = call.both()
+    ring_and_wait(staff, patient)
+    patient.send({"type": "accept"})
+    offer = {"type": "signal", "description": {"type": "offer", "sdp": "v=0\r\n"}}
+    staff.send(offer)
+    assert patient.expect("signal") == offer
+    answer = {"type": "signal", "description": {"type": "answer", "sdp": "v=0\r\n"}}
+    patient.send(answer)
+    assert staff.expect("signal") == answer
+    candidate = {"type": "signal", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host",
+                                                 "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "ab"}}
+    patient.send(candidate)
+    assert staff.expect("signal") == candidate
+    staff.send({"type": "signal", "candidate": None})
+    assert patient.expect("signal") == {"type": "signal", "candidate": None}
+    staff.send({"type": "screenshot-request"})
+    patient.expect("screenshot-request")
+    patient.send({"type": "screenshot-consent", "granted": True})
+    staff.expect("screenshot-consent", granted=True)
+
+
+@pytest.mark.parametrize("tariff, allowed", [("basis", False), ("standard", False), ("premium", True)])
+def test_screen_sharing_follows_the_tariff(make_call, tariff, allowed):
+    call = make_call(tariff)
+    staff, patient = call.both()
+    assert staff.welcome["features"] == {"screen_sharing": allowed}
+    staff.send({"type": "screen-share", "active": True})
+    if allowed:
+        staff.expect("screen-share-ok")
+        assert patient.expect("screen-share") == {"type": "screen-share", "active": True}
+    else:
+        error = staff.expect("error")
+        assert error["code"] == "tariff"
+        assert "Premium" in error["message"]
+        # Not relayed: the patient's next message is the one sent after it.
+        staff.send({"type": "restart-ice"})
+        assert patient.recv() == {"type": "restart-ice"}
+
+
+# -- deletion ----------------------------------------------------------------------------
+
+def test_deleting_the_appointment_tells_and_closes_its_sockets(make_call, live):
+    call = make_call()
+    staff, patient = call.both()
+    assert call.staff.delete(f"/patienten/termine/{call.id}").status_code == 200
+    patient.expect("appointment-deleted")
+    assert patient.closed_with() == 1000
+    staff.expect("appointment-deleted")
+    assert staff.closed_with() == 1000
+    assert live.connect("/ws/sprechstunde", call.patient_client).closed_with() == 1008
+    assert live.connect(f"/ws/anruf/{call.id}", call.staff_client).closed_with() == 1008
+
+
+# -- ICE servers -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("config_overrides", [{
+    "ICE_STUN_URLS": "stun:127.0.0.1:3478",
+    "TURN_URLS": "turn:127.0.0.1:3478?transport=udp, turn:127.0.0.1:3478?transport=tcp",
+    "TURN_SECRET": "geheim", "TURN_TTL_SECONDS": 600,
+}])
+def test_turn_credentials_are_coturn_shared_secret_and_per_call(make_call):
+    call = make_call()
+    stun, turn = call.patient_ws().welcome["iceServers"]
+    assert stun == {"urls": ["stun:127.0.0.1:3478"]}
+    assert turn["urls"] == ["turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"]
+    expiry, appointment = turn["username"].split(":")
+    assert int(appointment) == call.id
+    expected = base64.b64encode(hmac.new(b"geheim", turn["username"].encode(), hashlib.sha1).digest()).decode()
+    assert turn["credential"] == expected
+
+
+def test_patient_pages_render_with_their_socket(make_call):
+    call = make_call()
+    for path in ("/sprechstunde/geraetetest", "/sprechstunde"):
+        response = call.patient_client.get(path)
+        assert response.status_code == 200, path
+    assert call.staff_client.get(f"/anruf/{call.id}").status_code == 200

@@ -130,7 +130,18 @@ def appointment_lists(practice):
         base.where(Appointment.starts_at < horizon).order_by(Appointment.starts_at.desc()).limit(PAST_LIMIT)
     ).scalars().all()
     past.sort(key=lambda a: a.starts_at, reverse=True)
-    return upcoming, past[:PAST_LIMIT]
+    past = past[:PAST_LIMIT]
+    _mark_unread_chat(upcoming + past)
+    return upcoming, past
+
+
+def _mark_unread_chat(appointments):
+    # For the list's badge: how many of the patient's chat messages nobody here has read.
+    from app.chat.services import unread_by_staff
+
+    counts = unread_by_staff([a.id for a in appointments])
+    for a in appointments:
+        a.unread_chat = counts.get(a.id, 0)
 
 
 def contact_appointments(practice, contact):

@@ -78,8 +78,8 @@ def start_call(staff, patient, full_name):
 def remote_video_plays(page):
     page.wait_for_function("""() => { const v = document.getElementById('remote-video');
         return v.videoWidth > 0 && !v.paused && v.readyState >= 2; }""")
+    page.wait_for_function(f"async () => ({FRAMES_DECODED})().then((n) => n > 0)")
     first = page.evaluate(FRAMES_DECODED)
-    assert first >= 0
     page.wait_for_function(f"async () => ({FRAMES_DECODED})().then((n) => n > {first})")
 
 
@@ -187,8 +187,11 @@ def test_call_basis_refuses_screen_sharing_and_deleting_kills_the_link(logged_in
     patient.get_by_role("button", name="Bildschirm teilen").click()
     expect(patient.get_by_text("Bildschirm teilen ist im Tarif Premium enthalten.")).to_be_visible()
 
-    # The patient reloads during the call: both pages connect again on their own.
+    # The patient reloads during the call: both pages connect again on their own (the
+    # staff page with a new peer connection, since the patient's page is a new one).
+    staff.evaluate("() => { window.e2eOldPc = window.sprechzimmerCall.pc; }")
     patient.reload()
+    staff.wait_for_function("() => window.sprechzimmerCall.pc !== window.e2eOldPc")
     for page in (staff, patient):
         page.wait_for_function("() => window.sprechzimmerCall.state === 'connected'")
         remote_video_plays(page)

@@ -4,6 +4,7 @@ import os
 import sys
 
 from flask import Flask, request, session
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -68,7 +69,7 @@ def create_app(config_class=Config):
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        return web.error_page(400, "Die Sitzung ist abgelaufen. Bitte laden Sie die Seite neu.")
+        return web.error_page(400, _("Die Sitzung ist abgelaufen. Bitte laden Sie die Seite neu."))
 
     return app
 

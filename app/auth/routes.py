@@ -25,7 +25,11 @@ def login():
     if form.validate_on_submit():
         staff = authenticate(form.email.data, form.password.data)
         if staff is not None:
+            # A fresh session against fixation, but the language chosen on the login page stays.
+            lang = session.get("lang")
             session.clear()
+            if lang:
+                session["lang"] = lang
             login_user(staff)
             current_app.logger.info("login staff=%s practice=%s", staff.id, staff.practice_id)
             return redirect(_safe_next(request.args.get("next")))

@@ -19,7 +19,10 @@ from tests.conftest import appointment_form
 TRANSLATIONS = BASE_DIR / "translations"
 PO_PATH = TRANSLATIONS / "en" / "LC_MESSAGES" / "messages.po"
 MO_PATH = PO_PATH.with_suffix(".mo")
-# The same command as in the README/brief, so "up to date" means what a developer runs.
+# The extraction a developer runs, so "up to date" means the same thing here and there:
+#   .venv/bin/pybabel extract -F babel.cfg -k _l -o translations/messages.pot --ignore-dirs='.venv instance tests' .
+#   .venv/bin/pybabel update -i translations/messages.pot -d translations
+# then translate the new entries in the .po and remove their fuzzy flags.
 EXTRACT = ["extract", "-F", "babel.cfg", "-k", "_l", "--ignore-dirs=.venv instance tests", "."]
 
 
@@ -196,8 +199,8 @@ def test_catalogue_is_up_to_date_with_the_code(tmp_path):
         in_code = {msgid_key(m) for m in read_po(f) if m.id}
     in_po = {msgid_key(m) for m in load_po() if m.id}
     assert in_code - in_po == set(), (
-        "New strings without translation: run pybabel extract/update (README) and translate them")
-    assert in_po - in_code == set(), "Strings no longer in the code: run pybabel update"
+        "New strings without translation: run pybabel extract and update (top of this file) and translate them")
+    assert in_po - in_code == set(), "Strings no longer in the code: run pybabel extract and update (top of this file)"
 
 
 def test_compiled_catalogue_matches_the_po():

@@ -10,7 +10,7 @@ from app.extensions import mail
 from app.timeutil import utcnow
 
 
-def _ics(appointment, practice, link, cancelled=False) -> bytes:
+def calendar_entry(appointment, practice, link, cancelled=False) -> bytes:
     cal = Calendar()
     cal.add("prodid", "-//Sprechzimmer//Videosprechstunde//DE")
     cal.add("version", "2.0")
@@ -52,12 +52,15 @@ def invitation_message(appointment, practice, contact, link, local_start) -> Mes
         body=render_template("email/invitation.txt", **ctx),
         html=render_template("email/invitation.html", **ctx),
     )
-    msg.attach("termin.ics", "text/calendar; charset=utf-8; method=PUBLISH", _ics(appointment, practice, link))
+    msg.attach("termin.ics", "text/calendar; charset=utf-8; method=PUBLISH", calendar_entry(appointment, practice, link))
     return msg
 
 
 def cancellation_message(data) -> Message:
-    return Message(subject=data["subject"], recipients=[data["to"]], body=data["text"], html=data["html"])
+    msg = Message(subject=data["subject"], recipients=[data["to"]], body=data["text"], html=data["html"])
+    if data.get("ics"):  # absent in cancellations queued before it was added
+        msg.attach("termin.ics", "text/calendar; charset=utf-8; method=CANCEL", data["ics"].encode())
+    return msg
 
 
 def deliver(msg: Message, message_id: int):

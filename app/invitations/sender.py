@@ -10,6 +10,7 @@ import socket
 import time
 from datetime import timedelta
 
+from cryptography.fernet import InvalidToken
 from flask import current_app
 
 from app.auth.models import Practice
@@ -94,7 +95,11 @@ def _fail(message, error):
 
 
 def _send(message):
-    data = crypto.unseal(message.payload)
+    try:
+        data = crypto.unseal(message.payload)
+    except InvalidToken:
+        # Sealed under an earlier SECRET_KEY: no retry can read it.
+        raise Permanent("payload unreadable (SECRET_KEY changed?)") from None
     if message.kind == "invitation":
         appointment = message.appointment
         contact = appointment.contact

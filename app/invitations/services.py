@@ -2,8 +2,8 @@ from flask import current_app, render_template
 
 from app.consultation.tokens import JOIN_PATH, new_token
 from app.extensions import db
-from app.invitations import crypto
-from app.invitations.models import FAILED, OutboxMessage
+from app.invitations import crypto, email
+from app.invitations.models import FAILED, PENDING, OutboxMessage
 from app.tariffs import has_feature
 from app.timeutil import to_local
 
@@ -40,9 +40,19 @@ def queue_invitation(appointment, token, channels):
 
 
 def resend_invitation(appointment, channel):
-    """A fresh link for the patient (the old one stops working) on this channel."""
+    """A fresh link for the patient (the old one stops working) on this channel.
+
+    Invitations still waiting for delivery hold the old link: on this channel the new
+    message replaces them, on the other channel they go out with the new link.
+    """
     token, token_hash = new_token()
     appointment.token_hash = token_hash
+    for message in list(appointment.messages):
+        if message.kind == "invitation" and message.status == PENDING:
+            if message.channel == channel:
+                appointment.messages.remove(message)
+            else:
+                message.payload = crypto.seal({"token": token})
     queue_invitation(appointment, token, [channel])
     db.session.commit()
 
@@ -65,6 +75,8 @@ def queue_cancellation(appointment):
                 "subject": f"Termin abgesagt: Videosprechstunde bei {practice.name}",
                 "text": render_template("email/cancellation.txt", **ctx),
                 "html": render_template("email/cancellation.html", **ctx),
+                # Same UID as the invitation's entry: the patient's calendar drops it.
+                "ics": email.calendar_entry(appointment, practice, None, cancelled=True).decode(),
             }
         else:
             if not appointment.contact.mobile:

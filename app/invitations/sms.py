@@ -13,10 +13,9 @@ from vonage_http_client.errors import (
 )
 from vonage_sms import SmsError, SmsMessage
 
-# The SDK logs every request body at DEBUG: phone numbers and link tokens must never
-# reach a log, whatever level the application runs at.
-logging.getLogger("vonage_http_client").setLevel(logging.WARNING)
-logging.getLogger("vonage_http_client.http_client").setLevel(logging.WARNING)
+# The SDK logs every request body at DEBUG (to the logger "vonage"): phone numbers and
+# link tokens must never reach a log, whatever level the application runs at.
+logging.getLogger("vonage").setLevel(logging.WARNING)
 
 # Vonage SMS API status codes worth another try later (throttled, internal error,
 # communication failure, partner quota exceeded).
@@ -36,7 +35,8 @@ _clients = {}
 
 def _client():
     cfg = current_app.config
-    key = (cfg["VONAGE_API_KEY"], cfg["VONAGE_REST_HOST"])
+    # One client (and connection pool) per set of credentials and host.
+    key = (cfg["VONAGE_API_KEY"], cfg["VONAGE_API_SECRET"], cfg["VONAGE_REST_HOST"])
     client = _clients.get(key)
     if client is None:
         options = {"timeout": 15}

@@ -1,3 +1,6 @@
+"""Helpers for the relay tests: an in-process relay, async tests without plugins and
+the loopback guard (no conftest.py here: its module name would shadow tests/conftest.py,
+which other tests import as `conftest`)."""
 import asyncio
 import contextlib
 import functools

@@ -19,7 +19,7 @@ from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
 from media_relay.client import RelayClient, RelayRefused
 from media_relay.signing import sign
 from tests.relay.clients import Participant
-from tests.relay.conftest import SECRET, asynctest, running_relay
+from tests.relay.support import SECRET, asynctest, loopback_only, running_relay  # noqa: F401 (fixture)
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

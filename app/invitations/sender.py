@@ -11,12 +11,13 @@ import time
 from datetime import timedelta
 
 from cryptography.fernet import InvalidToken
-from flask import current_app
+from flask import current_app, render_template
 
 from app.auth.models import Practice
 from app.extensions import db
 from app.invitations import crypto, email, sms
 from app.invitations.models import FAILED, PENDING, SENT, OutboxMessage
+from app.invitations.services import patient_link
 from app.timeutil import to_local, utcnow
 
 log = logging.getLogger("sprechzimmer.outbox")
@@ -59,11 +60,23 @@ def _deliver_one(message_id):
         return
     message.attempts += 1
     try:
-        _send(message)
+        transport = _prepare(message)
+    except Permanent as exc:
+        _fail(message, str(exc))
+        db.session.commit()
+        return
+    # End the transaction before talking to SMTP or Vonage: on SQLite an open write
+    # would block every appointment change for as long as the provider takes.
+    db.session.commit()
+    try:
+        transport()
     except Temporary as exc:
         _retry_or_fail(message, str(exc))
     except Permanent as exc:
         _fail(message, str(exc))
+    except Exception as exc:  # noqa: BLE001 - one broken message must not stop the round
+        log.exception("outbox message=%s unexpected error", message.id)
+        _retry_or_fail(message, f"unexpected {type(exc).__name__}")
     else:
         message.status = SENT
         message.sent_at = utcnow()
@@ -94,40 +107,38 @@ def _fail(message, error):
                 message.id, message.channel, message.attempts, error)
 
 
-def _send(message):
+def _prepare(message):
+    """Read and render everything the message needs; return the call that sends it."""
     try:
         data = crypto.unseal(message.payload)
     except InvalidToken:
         # Sealed under an earlier SECRET_KEY: no retry can read it.
         raise Permanent("payload unreadable (SECRET_KEY changed?)") from None
-    if message.kind == "invitation":
-        appointment = message.appointment
-        contact = appointment.contact
-        practice = db.session.get(Practice, message.practice_id)
-        from app.invitations.services import patient_link
-
-        link = patient_link(data["token"])
-        local = to_local(appointment.starts_at, practice.timezone)
+    message_id = message.id
+    if message.kind != "invitation":
         if message.channel == "email":
-            _send_email(email.invitation_message(appointment, practice, contact, link, local), message, link)
-        else:
-            from flask import render_template
+            msg = email.cancellation_message(data)
+            return lambda: _send_email(msg, message_id, None)
+        return lambda: _send_sms(data["to"], data["text"])
+    appointment = message.appointment
+    contact = appointment.contact
+    practice = db.session.get(Practice, message.practice_id)
+    link = patient_link(data["token"])
+    local = to_local(appointment.starts_at, practice.timezone)
+    if message.channel == "email":
+        msg = email.invitation_message(appointment, practice, contact, link, local)
+        return lambda: _send_email(msg, message_id, link)
+    if not contact.mobile:
+        raise Permanent("no mobile number")
+    text = render_template("sms/invitation.txt", practice=practice, local=local, link=link,
+                           appointment=appointment)
+    mobile = contact.mobile
+    return lambda: _send_sms(mobile, text)
 
-            if not contact.mobile:
-                raise Permanent("no mobile number")
-            text = render_template("sms/invitation.txt", practice=practice, local=local, link=link,
-                                   appointment=appointment)
-            _send_sms(contact.mobile, text)
-    else:
-        if message.channel == "email":
-            _send_email(email.cancellation_message(data), message, None)
-        else:
-            _send_sms(data["to"], data["text"])
 
-
-def _send_email(msg, message, link):
+def _send_email(msg, message_id, link):
     try:
-        path = email.deliver(msg, message.id)
+        path = email.deliver(msg, message_id)
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         if all(400 <= code < 500 for code in codes):
@@ -141,7 +152,7 @@ def _send_email(msg, message, link):
         raise Temporary(f"smtp unreachable: {type(exc).__name__}") from None
     if path and link:
         # Development without SMTP: show the developer where to click.
-        print(f"[outbox] E-Mail {message.id} -> {path}\n         Link: {link}", flush=True)
+        print(f"[outbox] E-Mail {message_id} -> {path}\n         Link: {link}", flush=True)
 
 
 def _send_sms(to, text):

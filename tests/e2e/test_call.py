@@ -97,6 +97,9 @@ def test_call_premium(logged_in, other_page, smtp, live_server):
         assert (local_type, remote_type) == ("host", "host")
         assert address != "" and not address.startswith("0.")
     expect(staff.get_by_text("Verbunden")).to_be_visible()
+    # The quality indicator has read getStats (loopback: round trip and loss are tiny).
+    expect(staff.locator("#call-quality")).to_have_attribute("data-level", re.compile("^(good|fair)$"))
+    expect(staff.locator("#call-quality .quality-text")).to_have_text(re.compile("^Verbindung: (gut|mittel)$"))
 
     # Each control is a real button with a German name, large enough for a finger.
     toolbar = staff.get_by_role("toolbar", name="Steuerung der Videosprechstunde")

@@ -1,4 +1,6 @@
 """The appointment form: every rule with its German message beside the field."""
+import re
+import unicodedata
 from datetime import date, datetime, time, timedelta
 
 import phonenumbers
@@ -29,7 +31,9 @@ def _name(field, required_msg):
         raise ValidationError(required_msg)
     if len(value) > NAME_MAX:
         raise ValidationError(_l("Höchstens %(n)d Zeichen.", n=NAME_MAX))
-    if any(ch in value for ch in "<>\"@\\/{}") or any(ord(ch) < 32 for ch in value):
+    # Whitespace controls are gone after _clean; any other control character (C0, DEL, C1)
+    # would end up in e-mail headers and SMS texts.
+    if any(ch in value for ch in "<>\"@\\/{}") or any(unicodedata.category(ch) == "Cc" for ch in value):
         raise ValidationError(_l("Bitte nur Buchstaben, Leerzeichen, Bindestrich und Apostroph."))
 
 
@@ -109,7 +113,11 @@ class AppointmentForm(FlaskForm):
         day = getattr(self.date, "parsed", None)
         if day is None:
             return
-        starts = local_to_utc(datetime.combine(day, field.parsed.replace(second=0)), self.practice_tz)
+        try:
+            starts = local_to_utc(datetime.combine(day, field.parsed.replace(second=0)), self.practice_tz)
+        except OverflowError:
+            # 0001-01-01 00:30 in Berlin lies before year 1 in UTC.
+            starts = datetime.min
         now = utcnow()
         if starts <= now:
             raise ValidationError(_l("Der Termin muss in der Zukunft liegen."))
@@ -119,7 +127,8 @@ class AppointmentForm(FlaskForm):
 
     def validate_duration(self, field):
         raw = (field.data or "").strip()
-        if not raw.isdigit() or not DURATION_MIN <= int(raw) <= DURATION_MAX:
+        # isdigit() alone lets "²" through, which int() refuses.
+        if not re.fullmatch(r"[0-9]{1,3}", raw) or not DURATION_MIN <= int(raw) <= DURATION_MAX:
             raise ValidationError(
                 _l("Bitte geben Sie eine Dauer zwischen %(lo)d und %(hi)d Minuten an.", lo=DURATION_MIN, hi=DURATION_MAX)
             )

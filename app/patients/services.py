@@ -95,7 +95,8 @@ def delete_appointment(appointment):
 
 
 def search_contacts(practice, query):
-    q = " ".join((query or "").lower().split())[:100]
+    # PostgreSQL refuses NUL in text parameters; no name or address contains one.
+    q = " ".join((query or "").replace("\x00", "").lower().split())[:100]
     if len(q) < 2:
         return []
     pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -441,3 +441,20 @@ def test_deleting_twice_is_404(app, auth, practice_a):
     assert auth.delete(f"/patienten/termine/{appointment.id}").status_code == 200
     assert auth.delete(f"/patienten/termine/{appointment.id}").status_code == 404
     assert auth.get(f"/patienten/termine/{appointment.id}/loeschen").status_code == 404
+
+
+@pytest.mark.parametrize("appointment_id", [0, 2**31, 10**20])
+@pytest.mark.parametrize("method, path", [
+    ("get", "/patienten/kontakte/{}"),
+    ("get", "/patienten/termine/{}/zustellung"),
+    ("get", "/patienten/termine/{}/loeschen"),
+    ("post", "/patienten/termine/{}/erneut-senden/email"),
+    ("delete", "/patienten/termine/{}"),
+    ("get", "/anruf/{}"),
+    ("get", "/chat/{}"),
+])
+def test_unknown_ids_are_404(app, auth, practice_a, method, path, appointment_id):
+    create(auth)
+    response = getattr(auth, method)(path.format(appointment_id))
+    assert response.status_code == 404
+    assert "Diese Seite gibt es nicht." in response.get_data(as_text=True)

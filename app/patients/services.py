@@ -15,7 +15,13 @@ SEARCH_LIMIT = 10
 PAST_LIMIT = 50
 
 
+# Ids in URLs are unbounded, PostgreSQL's INTEGER is not: a larger one must be a 404, not a 500.
+MAX_ID = 2**31 - 1
+
+
 def get_contact(practice, contact_id) -> Contact:
+    if not 0 < contact_id <= MAX_ID:
+        abort(404)
     contact = db.session.execute(
         db.select(Contact).filter_by(id=contact_id, practice_id=practice.id)
     ).scalar_one_or_none()
@@ -25,6 +31,8 @@ def get_contact(practice, contact_id) -> Contact:
 
 
 def get_appointment(practice, appointment_id) -> Appointment:
+    if not 0 < appointment_id <= MAX_ID:
+        abort(404)
     appointment = db.session.execute(
         db.select(Appointment).filter_by(id=appointment_id, practice_id=practice.id)
     ).scalar_one_or_none()

@@ -44,7 +44,7 @@ def _chromium_available():
 
 
 class Mailbox(SmtpServer):
-    """The session's SMTP server, shared by all tests: look mail up by recipient."""
+    """The SMTP server all e2e tests share: look mail up by recipient."""
 
     def mails_to(self, address, subject_contains="", count=1, timeout=10.0):
         """The e-mails to `address` with that subject, once there are `count` (or the time is up)."""
@@ -67,7 +67,7 @@ class Mailbox(SmtpServer):
         return links.pop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def smtp():
     server = Mailbox().start()
     yield server
@@ -129,7 +129,7 @@ class LiveServer:
                 process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live_server(smtp, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live")
     port = free_port()
@@ -169,7 +169,9 @@ def live_server(smtp, tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(scope="session")
+# Package, not session: while sync Playwright runs, its event loop counts as running in
+# this thread, and every later asyncio.run() (the relay tests) would fail.
+@pytest.fixture(scope="package")
 def browser(_chromium_available):
     from playwright.sync_api import sync_playwright
 

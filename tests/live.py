@@ -62,6 +62,13 @@ class Socket:
             raise Closed(close_code(data))
         return json.loads(data)
 
+    def next_but_presence(self):
+        """The next message that is not presence (which may race with a socket's welcome)."""
+        while True:
+            message = self.recv()
+            if message["type"] != "presence":
+                return message
+
     def expect(self, type_, **fields):
         """The next message of this type (with these fields); others before it are skipped."""
         while True:

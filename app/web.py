@@ -1,5 +1,7 @@
 """Request plumbing shared by all domains: page-or-fragment, toasts, headers, errors."""
-from flask import g, has_request_context, render_template, request
+from urllib.parse import urlsplit
+
+from flask import g, has_request_context, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
@@ -60,7 +62,18 @@ def init_app(app):
     def load_user(user_id):
         from app.auth.models import Staff
 
-        return db.session.get(Staff, int(user_id)) if str(user_id).isdigit() else None
+        if not str(user_id).isdigit():
+            return None
+        # Every staff request needs the practice (tenant scope): one query instead of two.
+        return db.session.get(Staff, int(user_id), options=[db.joinedload(Staff.practice)])
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        # htmx would swap the login page into the panel; send the whole page there instead.
+        if is_htmx():
+            page = urlsplit(request.headers.get("HX-Current-URL", "")).path or None
+            return "", 401, {"HX-Redirect": url_for("auth.login", next=page)}
+        return redirect(url_for("auth.login", next=request.path if request.method == "GET" else None))
 
     @app.after_request
     def security_headers(response):

@@ -122,3 +122,10 @@ def test_production_without_secret_key_fails(tmp_path):
                             cwd=str(__import__("config").BASE_DIR))
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_htmx_request_after_logout_redirects_whole_page(client):
+    response = client.get("/patienten/liste", headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/patienten"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/login?next=/patienten"
+    assert response.get_data(as_text=True) == ""

@@ -72,7 +72,6 @@ def create_appointment():
         return render("patients/index.html", "patients/_form.html", status=status,
                       **_form_context(form, practice), **_lists_for_page(practice))
     appointment = services.create_appointment(practice, current_user, form, str(CONSENT_TEXT))
-    toast(_("Ihr Termin wurde erfolgreich erstellt und der Teilnehmer wurde informiert."), "info")
     return render("patients/index.html", "patients/_created.html", status=201,
                   headers={"HX-Trigger": "appointments-changed"},
                   appointment=appointment, watch=invitations.delivery_states(appointment),

@@ -70,6 +70,11 @@ class Config:
     # find phones that lost the network, so presence does not stay "online" forever.
     SOCK_SERVER_OPTIONS = {"max_message_size": 64 * 1024, "ping_interval": 25}
 
+    # The media relay for group calls (media_relay/, started by ./run): its control
+    # interface and the shared secret that signs every request to it.
+    RELAY_URL = os.environ.get("RELAY_URL", "http://127.0.0.1:5100")
+    RELAY_SECRET = os.environ.get("RELAY_SECRET", "")
+
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
@@ -103,6 +108,7 @@ class TestConfig(Config):
     ICE_STUN_URLS = ""
     TURN_URLS = ""
     TURN_SECRET = ""
+    RELAY_SECRET = ""  # tests that need the relay start one with their own secret
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI = "memory://"
     SESSION_COOKIE_SECURE = False

@@ -1,0 +1,130 @@
+"""The web app's side of the media relay for group calls: create a room, join it with a
+browser's offer, leave, status. Nothing else in the app talks to the relay, so another
+SFU can take its place behind these four functions (RELAY.md "Beyond one box").
+
+Requests go through media_relay.client, signed with RELAY_SECRET. Every failure
+reaches the caller as one of the RelayError kinds below, whose message can be shown to
+the practice as it is.
+"""
+import http.client
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from media_relay.client import RelayClient, RelayRefused
+
+logger = logging.getLogger(__name__)
+
+
+class RelayError(Exception):
+    """reason: the relay's code (or "unreachable", "unsigned"), for logs and tests."""
+
+    messages = {}
+    default = ""
+
+    def __init__(self, reason):
+        self.reason = reason
+        # str() now: the caller's request decides the language, and the message may go out as JSON.
+        self.message = str(self.messages.get(reason, self.default))
+        super().__init__(self.message)
+
+
+class RelayUnavailable(RelayError):
+    default = _l("Der Medienserver ist nicht erreichbar. Bitte versuchen Sie es in einigen "
+                 "Minuten erneut; bleibt es dabei, wenden Sie sich an Ihre IT-Betreuung.")
+
+
+class RelayFull(RelayError):
+    default = _l("Der Medienserver ist ausgelastet. Bitte versuchen Sie es später erneut; "
+                 "laufende Gruppenanrufe bleiben davon ungestört.")
+    messages = {"room_full": _l("An diesem Anruf nimmt bereits die größtmögliche Zahl von Personen teil.")}
+
+
+class RelayRejected(RelayError):
+    """The relay cannot use what was sent, usually the browser's offer."""
+
+    default = _l("Der Medienserver hat die Verbindung abgelehnt. Bitte laden Sie die Seite neu.")
+    messages = {
+        "unsupported_codec": _l("Dieser Browser bietet die für Gruppenanrufe nötigen Formate "
+                                "(VP8 und Opus) nicht an. Bitte verwenden Sie einen aktuellen Browser."),
+    }
+
+
+# The relay answers these when it is at capacity; refusing a new room keeps the
+# running calls intact (issue 4, "Faults").
+_FULL = {"relay_full", "no_udp_port", "room_full"}
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The relay's answer to the offer, and which of the offer's receive m-lines
+    (slots) carry whose media."""
+
+    sdp: str
+    slots: list
+
+
+def room_id(appointment_id):
+    return f"appointment-{int(appointment_id)}"
+
+
+def create_room(appointment_id, max_participants):
+    """Returns the room id; creating an existing room again is fine (after a restart)."""
+    room = room_id(appointment_id)
+    _request("create_room", room, max_participants)
+    return room
+
+
+def join(room, participant_id, offer_sdp):
+    data = _request("join", room, str(participant_id), offer_sdp)
+    return Joined(sdp=data["sdp"], slots=data["slots"])
+
+
+def leave(room, participant_id):
+    """Leaving a room or participant the relay no longer knows (it restarted, or the
+    connection already failed) is not an error: the participant is gone either way."""
+    try:
+        _request("leave", room, str(participant_id))
+    except RelayRejected as exc:
+        if exc.reason not in ("no_room", "no_participant"):
+            raise
+
+
+def status():
+    """{"rooms", "max_rooms", "participants"}."""
+    return _request("status")
+
+
+def _client():
+    secret = current_app.config.get("RELAY_SECRET") or ""
+    if not secret:
+        logger.error("RELAY_SECRET is not set: the media relay cannot be used")
+        raise RelayUnavailable("unsigned")
+    url = urlsplit(current_app.config["RELAY_URL"])
+    return RelayClient(url.hostname, url.port or 80, secret.encode())
+
+
+def _request(name, *args):
+    client = _client()
+    try:
+        return getattr(client, name)(*args)
+    except RelayRefused as exc:
+        if exc.code in _FULL:
+            logger.warning("media relay refused %s: %s", name, exc.code)
+            raise RelayFull(exc.code) from exc
+        if exc.status == 401:
+            logger.error("media relay refused the signature (%s): RELAY_SECRET differs "
+                         "between the web app and the relay", exc.code)
+            raise RelayUnavailable(exc.code) from exc
+        if 400 <= exc.status < 500:
+            logger.info("media relay refused %s: %s", name, exc.code)
+            raise RelayRejected(exc.code) from exc
+        logger.error("media relay failed on %s: %s %s", name, exc.status, exc.code)
+        raise RelayUnavailable(exc.code) from exc
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        logger.error("media relay at %s:%s unreachable on %s: %s",
+                     client.host, client.port, name, type(exc).__name__)
+        raise RelayUnavailable("unreachable") from exc

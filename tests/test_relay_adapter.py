@@ -1,0 +1,335 @@
+"""The web app's relay adapter (app/consultation/relay.py) against a real
+`python -m media_relay` process, and ./run starting and stopping the relay beside the
+web app and the outbox sender."""
+import asyncio
+import contextlib
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiortc import RTCSessionDescription
+
+from app import create_app
+from app.consultation import relay
+from media_relay.client import RelayClient
+from tests.conftest import make_config
+from tests.relay.clients import Participant
+from tests.relay.support import SECRET, asynctest, loopback_only  # noqa: F401 (fixture)
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+UP_TIMEOUT = 30  # a hang guard for process starts, not a speed check
+
+
+def free_udp_range(size=20):
+    """A block of UDP ports free right now on loopback, away from tests/relay's fixed ones."""
+    for base in range(44000, 60000, size):
+        sockets = []
+        try:
+            for port in range(base, base + size):
+                sockets.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                sockets[-1].bind(("127.0.0.1", port))
+            return base, base + size - 1
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free UDP port range")
+
+
+def wait_for(predicate, what, process=None, log=None):
+    deadline = time.monotonic() + UP_TIMEOUT
+    while not predicate():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"{what}: process ended with {process.returncode}\n{log and log.read_text()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}\n{log and log.read_text()}")
+        time.sleep(0.1)
+
+
+def answers(client):
+    try:
+        client.status()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def relay_process(tmp_path, **env):
+    """`python -m media_relay` on a free control port and UDP range; yields its URL."""
+    port = free_port()
+    udp_min, udp_max = free_udp_range()
+    log = tmp_path / f"relay-{port}.log"
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "RELAY_SECRET": SECRET.decode(),
+               "RELAY_CONTROL_PORT": str(port), "RELAY_UDP_PORT_MIN": str(udp_min),
+               "RELAY_UDP_PORT_MAX": str(udp_max), "RELAY_BIND_IP": "127.0.0.1", **env}
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "media_relay"], cwd=ROOT, env=environ,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: answers(RelayClient("127.0.0.1", port, SECRET)), "relay answers", process, log)
+        yield f"http://127.0.0.1:{port}", (udp_min, udp_max)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rc = process.wait(15)
+    assert rc == 0, log.read_text()
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    with relay_process(tmp_path_factory.mktemp("relay")) as started:
+        yield started
+
+
+@pytest.fixture
+def app_for(tmp_path):
+    """An app whose RELAY_URL/RELAY_SECRET point where the test says (no database needed)."""
+
+    def make(url, secret=SECRET.decode()):
+        return create_app(make_config(tmp_path, "sqlite://", RELAY_URL=url, RELAY_SECRET=secret))
+
+    return make
+
+
+async def in_app(app, fn, *args):
+    """The adapter is synchronous like the app; the thread inherits the app context."""
+    with app.app_context():
+        return await asyncio.to_thread(fn, *args)
+
+
+async def offer_of(participant):
+    await participant.pc.setLocalDescription(await participant.pc.createOffer())
+    return participant.pc.localDescription.sdp
+
+
+@asynctest
+async def test_create_room_join_status_and_leave(running, app_for):
+    url, (udp_min, udp_max) = running
+    app = app_for(url)
+    rooms_before = (await in_app(app, relay.status))["rooms"]
+    room = await in_app(app, relay.create_room, 17, 3)
+    assert room == "appointment-17"
+    assert await in_app(app, relay.create_room, 17, 3) == room  # repeating is fine
+    assert (await in_app(app, relay.status))["rooms"] == rooms_before + 1
+
+    # Participant builds its peer connection with explicit, empty ICE servers
+    staff, patient = Participant("staff-1", slots=2), Participant("patient-1", slots=2)
+    try:
+        for person in (staff, patient):
+            joined = await in_app(app, relay.join, room, person.name, await offer_of(person))
+            assert joined.sdp.startswith("v=0")
+            ports = re.findall(r"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host", joined.sdp)
+            assert ports and all(udp_min <= int(p) <= udp_max for p in ports)
+            await person.pc.setRemoteDescription(RTCSessionDescription(sdp=joined.sdp, type="answer"))
+        # the patient joined second: its slots already carry the staff member's media
+        assert {(s["participant"], s["kind"]) for s in joined.slots if s["participant"]} == {
+            ("staff-1", "audio"), ("staff-1", "video")}
+        deadline = time.monotonic() + UP_TIMEOUT
+        while not all(p.pc.connectionState == "connected" for p in (staff, patient)):
+            assert time.monotonic() < deadline, "clients never connected through the relay"
+            await asyncio.sleep(0.05)
+        assert (await in_app(app, relay.status))["participants"] == 2
+
+        await in_app(app, relay.leave, room, "staff-1")
+        await in_app(app, relay.leave, room, "staff-1")  # already gone: no error
+        await in_app(app, relay.leave, "appointment-999999", "x")  # unknown room: no error
+        assert (await in_app(app, relay.status))["participants"] == 1
+    finally:
+        await staff.close()
+        await patient.close()
+        await in_app(app, relay.leave, room, "patient-1")
+
+
+@pytest.mark.parametrize("secret, reason", [
+    ("another-secret-0123456789abcdef", "bad_signature"),
+    ("", "unsigned"),
+])
+def test_a_wrong_or_missing_secret_is_refused_and_reported_as_unavailable(
+        running, app_for, caplog, secret, reason):
+    url, _ = running
+    app = app_for(url, secret)
+    rooms_before = RelayClient("127.0.0.1", int(url.rsplit(":", 1)[1]), SECRET).status()["rooms"]
+    with app.app_context(), pytest.raises(relay.RelayUnavailable) as refused:
+        relay.create_room(23, 2)
+    assert refused.value.reason == reason
+    assert refused.value.message.startswith("Der Medienserver ist nicht erreichbar.")
+    assert "RELAY_SECRET" in caplog.text
+    assert RelayClient("127.0.0.1", int(url.rsplit(":", 1)[1]), SECRET).status()["rooms"] == rooms_before
+
+
+@pytest.mark.parametrize("call, args", [
+    ("create_room", (5, 2)),
+    ("join", ("appointment-5", "staff-1", "v=0\r\n")),
+    ("leave", ("appointment-5", "staff-1")),
+    ("status", ()),
+])
+def test_a_relay_that_is_down_is_unavailable(app_for, call, args):
+    app = app_for(f"http://127.0.0.1:{free_port()}")
+    with app.app_context(), pytest.raises(relay.RelayUnavailable) as down:
+        getattr(relay, call)(*args)
+    assert down.value.reason == "unreachable"
+    assert str(down.value).startswith("Der Medienserver ist nicht erreichbar.")
+
+
+@asynctest
+async def test_a_full_relay_refuses_new_rooms_and_a_full_room_new_participants(tmp_path, app_for):
+    with relay_process(tmp_path, RELAY_MAX_ROOMS="1") as (url, _):
+        app = app_for(url)
+        room = await in_app(app, relay.create_room, 1, 2)
+        with pytest.raises(relay.RelayFull) as full:
+            await in_app(app, relay.create_room, 2, 2)
+        assert full.value.reason == "relay_full"
+        assert full.value.message.startswith("Der Medienserver ist ausgelastet.")
+
+        # the answers are only read, not applied: nobody needs to connect here
+        people = [Participant(name, slots=1) for name in ("a", "b", "c")]
+        try:
+            for person in people[:2]:
+                await in_app(app, relay.join, room, person.name, await offer_of(person))
+            with pytest.raises(relay.RelayFull) as full:
+                await in_app(app, relay.join, room, "c", await offer_of(people[2]))
+            assert full.value.reason == "room_full"
+            assert "größtmögliche Zahl" in full.value.message
+        finally:
+            for person in people:
+                await person.close()
+
+
+@asynctest
+async def test_offers_the_relay_cannot_use_are_rejected_with_a_message(running, app_for):
+    url, _ = running
+    app = app_for(url)
+    room = await in_app(app, relay.create_room, 31, 2)
+    person = Participant("a", slots=1)
+    try:
+        av1 = re.sub(r"a=rtpmap:(\d+) VP8/90000", r"a=rtpmap:\1 AV1/90000", await offer_of(person))
+        for sdp, reason, words in [("not sdp", "bad_offer", "Seite neu"),
+                                   (av1, "unsupported_codec", "VP8 und Opus")]:
+            with pytest.raises(relay.RelayRejected) as rejected:
+                await in_app(app, relay.join, room, "a", sdp)
+            assert rejected.value.reason == reason
+            assert words in rejected.value.message
+    finally:
+        await person.close()
+        await in_app(app, relay.leave, room, "a")
+
+
+# ./run ----------------------------------------------------------------------------
+
+def children(pid):
+    """{child pid: command line} of a process, from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def environ_of(pid):
+    pairs = (Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+    return dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """The repository with its own instance/ folder: symlinks to everything else, so
+    ./run's development secret lands here and not in the developer's instance/."""
+    root = tmp_path / "checkout"
+    root.mkdir()
+    for entry in ROOT.iterdir():
+        if entry.name not in ("instance", ".git"):
+            (root / entry.name).symlink_to(entry)
+    return root
+
+
+def start_run(checkout, tmp_path, **env):
+    port, relay_port = free_port(), free_port()
+    udp_min, udp_max = free_udp_range()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "FLASK_"))}
+    environ.update({
+        "SKIP_INSTALL": "1", "PORT": str(port), "RELAY_CONTROL_PORT": str(relay_port),
+        "RELAY_UDP_PORT_MIN": str(udp_min), "RELAY_UDP_PORT_MAX": str(udp_max),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}", "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "SECRET_KEY": "run-test-secret-key", "WEB_THREADS": "8", "WEB_CONNECTIONS": "8", **env,
+    })
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        # its own session, so that a Ctrl-C (SIGINT to the group) reaches only it
+        process = subprocess.Popen([str(checkout / "run")], env=environ, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    return process, port, relay_port, log
+
+
+def serves(port):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/login")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def test_run_starts_the_relay_beside_the_web_app_and_stops_all_three(checkout, tmp_path):
+    """Started twice: stopped by TERM to ./run, then by Ctrl-C (SIGINT to its group)."""
+    secret_file = checkout / "instance" / "relay_secret"
+    for attempt, stop in (("first", "TERM"), ("second", "Ctrl-C")):
+        process, port, relay_port, log = start_run(checkout, tmp_path)
+        try:
+            started = {}
+            wait_for(lambda: serves(port), "./run serves the login page", process, log)
+            secret = secret_file.read_text().strip()
+            assert len(secret) >= 32 and secret_file.stat().st_mode & 0o777 == 0o600
+            if attempt == "first":
+                first_secret = secret
+            assert secret == first_secret  # generated once, then kept
+            relay_client = RelayClient("127.0.0.1", relay_port, secret.encode())
+            wait_for(lambda: answers(relay_client), "the relay answers with the secret", process, log)
+
+            started = children(process.pid)
+            kinds = {next(k for k in ("gunicorn", "media_relay", "outbox") if k in cmd): pid
+                     for pid, cmd in started.items()}
+            assert set(kinds) == {"gunicorn", "media_relay", "outbox"} and len(started) == 3, started
+            web_env = environ_of(kinds["gunicorn"])
+            assert web_env["RELAY_SECRET"] == secret
+            assert web_env["RELAY_URL"] == f"http://127.0.0.1:{relay_port}"
+            assert "demo@praxis.example" in log.read_text()
+        finally:
+            if stop == "TERM":
+                process.send_signal(signal.SIGTERM)
+            else:
+                os.killpg(process.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(20)
+            ended = process.poll() is not None
+            still_there = [pid for pid in started if Path(f"/proc/{pid}").exists()]
+            # a broken ./run must not leave anything behind (its own process group)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        assert ended, f"./run still running after {stop}\n{log.read_text()}"
+        assert still_there == [], f"still running after {stop}: {still_there}\n{log.read_text()}"
+        assert not serves(port) and not answers(relay_client)
+        assert "shutting down" in log.read_text()  # the relay's own clean shutdown
+
+
+def test_run_in_production_without_relay_secret_fails_loudly(checkout, tmp_path):
+    process, port, relay_port, log = start_run(checkout, tmp_path, SPRECHZIMMER_ENV="production")
+    assert process.wait(20) != 0
+    output = log.read_text()
+    assert "RELAY_SECRET is not set" in output
+    assert "Demo-Praxis" not in output and not (checkout / "instance" / "relay_secret").exists()

@@ -15,6 +15,9 @@ Hooks used (all on aiortc 1.16.0):
   `__rtp_timestamp`, `__packet_count`, `__octet_count`) set from the publisher's SR.
 - RTCRtpTransceiver `_codecs` / `_offerDirection`; RTCDtlsTransport `_state`,
   `_tx_srtp`; aioice Connection `_nominated` (send without a coroutine per packet).
+- Receiving without a coroutine per packet: aioice Connection `data_received`
+  replaced per instance; RTCDtlsTransport `_rx_srtp`, `_rtp_header_extensions_map`
+  and `_rtp_router` used to decrypt, parse and route SRTP packets on the spot.
 - aioice.ice.get_host_addresses and the event loop's create_datagram_endpoint
   (bind address, UDP port range, receive buffer).
 """
@@ -26,6 +29,7 @@ from typing import Optional
 
 import aioice.ice
 import aiortc
+import pylibsrtp
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -198,6 +202,41 @@ def _send_now(dtls, plain: bytes):
         pair.protocol.transport.sendto(dtls._tx_srtp.protect(plain), pair.remote_addr)
 
 
+# --- receiving without a coroutine per packet ---------------------------------------
+
+def install_fast_receive(dtls):
+    """aioice queues each datagram, a task takes it off the queue, and aiortc awaits
+    three coroutines and a datetime call per RTP packet before the relay sees it.
+    Here SRTP media packets of a connected transport are decrypted, parsed, routed
+    and forwarded as the datagram arrives; DTLS, RTCP and anything before the
+    handshake still take aiortc's path. Idempotent per transport."""
+    if getattr(dtls, "_relay_fast_receive", False):
+        return
+    dtls._relay_fast_receive = True
+    connection = dtls.transport._connection
+    queue_datagram = connection.data_received
+    queue = connection._queue
+
+    def data_received(data: bytes, component: int) -> None:
+        srtp = dtls._rx_srtp
+        # RTP (not RTCP: rtcp-mux payload types 192-208) once SRTP keys exist, and
+        # only once aiortc's task has emptied the queue, so packets keep their order
+        if (srtp is None or len(data) < 12 or not (127 < data[0] < 192) or 191 < data[1] < 209
+                or not queue.empty()):
+            queue_datagram(data, component)
+            return
+        try:
+            packet = RtpPacket.parse(srtp.unprotect(data), dtls._rtp_header_extensions_map)
+        except (pylibsrtp.Error, ValueError):
+            return
+        receiver = dtls._rtp_router.route_rtp(packet)
+        publication = getattr(receiver, "_relay_publication", None)
+        if publication is not None:
+            publication.forward(packet)
+
+    connection.data_received = data_received
+
+
 # --- publications and slots ---------------------------------------------------------
 
 class Publication:
@@ -229,6 +268,7 @@ class Publication:
             # aiortc has just started its decoder thread: stop it before any packet
             # could be queued, so nothing is ever decoded here.
             receiver._RTCRtpReceiver__stop_decoder()
+            install_fast_receive(receiver.transport)
             self.codecs = {c.payloadType: c for c in parameters.codecs}
             for slot in self.slots:
                 slot._map_payload_types()
@@ -248,8 +288,13 @@ class Publication:
         receiver.receive = receive
         receiver._handle_rtp_packet = self.handle_rtp
         receiver._handle_rtcp_packet = handle_rtcp
+        receiver._relay_publication = self
 
     async def handle_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """aiortc's path (packets that arrive before the fast path is installed)."""
+        self.forward(packet)
+
+    def forward(self, packet: RtpPacket) -> None:
         codec = self.codecs.get(packet.payload_type)
         if codec is None:
             return
@@ -268,7 +313,7 @@ class Publication:
             self.media_ssrc = packet.ssrc
 
         if self._nack is not None and self._nack.add(packet):
-            await self.receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack.missing))
+            self._spawn(self.receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack.missing)))
 
         if not self.slots:
             return

@@ -38,7 +38,8 @@ def _name(field, required_msg):
 
 
 class AppointmentForm(FlaskForm):
-    contact_id = HiddenField()
+    # Without a label WTForms translates a made-up one, loading its message catalog on every request.
+    contact_id = HiddenField("")
     first_name = StringField(_l("Vorname"))
     last_name = StringField(_l("Nachname"))
     email = StringField(_l("E-Mail"))

@@ -83,13 +83,27 @@ def create_appointment(practice, staff, form, consent_text):
             db.session.add(appointment)
             channels = ["email"] + (["sms"] if form.send_sms.data else [])
             invitations.queue_invitation(appointment, token, channels)
-            db.session.commit()
+            _commit_keeping_state()
             return appointment
         except IntegrityError:
             # Another request created the same contact a moment ago: take that one.
             db.session.rollback()
             if attempt:
                 raise
+
+
+def _commit_keeping_state():
+    """Commit without expiring the objects just written.
+
+    The confirmation renders exactly what this request wrote; expiring it would read
+    the appointment, its contact and its messages back: three queries per creation.
+    """
+    session = db.session()
+    previous, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = previous
 
 
 def delete_appointment(appointment):

@@ -9,12 +9,14 @@ sprechzimmer_bench on PostgreSQL) and starts its own servers on 127.0.0.1.
 See bench/README.md for what each figure means.
 """
 import argparse
+import atexit
 import http.client
 import math
 import os
 import random
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -65,6 +67,13 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def workdir(prefix):
+    """A temp dir for databases and logs, removed when the benchmark ends."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def free_port():
@@ -151,7 +160,8 @@ def gunicorn(database_url, tmp):
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"gunicorn did not start; see {log.name}")
+                log.flush()
+                raise SystemExit("gunicorn did not start:\n" + Path(log.name).read_text()[-3000:])
             time.sleep(0.1)
         yield proc, port
     finally:
@@ -280,13 +290,13 @@ def appointment_form(rng, tag, n, csrf=None):
 # ----------------------------------------------------------------- create
 
 def bench_create(args):
-    tmp = tempfile.mkdtemp(prefix="bench-create-")
+    tmp = workdir("bench-create-")
     url = f"sqlite:///{tmp}/bench.db"
     upgrade(url, tmp)
     app = make_app(url, tmp)
     practice_id, email = new_practice(app, 1)
     expected = 0
-    print(f"Appointments created per second: SQLite file DB (WAL) in {tmp}, no outbox sender running; "
+    print(f"Appointments created per second: SQLite file DB (WAL), no outbox sender running; "
           f"{machine()}")
     print(f"gunicorn as ./run (1 gthread worker, {os.environ.get('WEB_THREADS', '64')} threads), "
           f"POST /patienten/termine with HX-Request, {args.count} requests per level")
@@ -411,7 +421,7 @@ def bench_search(args):
           f"{args.others} in each of 2 other practices; {args.searches} searches of 2-5 letter "
           f"prefixes, GET /patienten/suche with HX-Request, one client, sequential; {machine()}")
     for label, kind in backends:
-        tmp = tempfile.mkdtemp(prefix="bench-search-")
+        tmp = workdir("bench-search-")
         url = f"sqlite:///{tmp}/bench.db" if kind is None else postgres_url()
         if url is None:
             continue
@@ -474,7 +484,7 @@ def rss_mib(pid):
 
 
 def bench_memory(args):
-    tmp = tempfile.mkdtemp(prefix="bench-memory-")
+    tmp = workdir("bench-memory-")
     url = f"sqlite:///{tmp}/bench.db"
     upgrade(url, tmp)
     subprocess.run([VENV_BIN / "flask", "practice", "demo"], cwd=ROOT, env=server_env(url, tmp),

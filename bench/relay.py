@@ -6,16 +6,20 @@ Each participant is an aiortc client (tests/relay/clients.py) that publishes a
 pre-encoded VP8 clip at 640x360@15 fps (~500 kbit/s) and 20 ms Opus as av.Packets (no
 encoder runs anywhere) and counts what it receives without decoding. Every frame
 carries its send time (time.time(), 8 bytes appended to the payload; nobody decodes,
-and neither SFU touches payloads), so the delay client → SFU → client is measured the
-same way for both. Every peer connection is made with RTCConfiguration(iceServers=[])
-through media_relay.forwarding.peer_connection: all traffic stays on 127.0.0.1.
+and neither SFU touches payloads), so the latency client → SFU → client is measured
+the same way for both; on loopback all of it is added by the SFU and the clients' own
+event loop. Every peer connection is made with RTCConfiguration(iceServers=[])
+through media_relay.forwarding.peer_connection, and all traffic stays on 127.0.0.x
+(see reexec_in_private_netns for why Janus needs 127.0.0.2).
 
 The SFU runs on one core, the clients in this process on another. Per step it prints
 the SFU's CPU per room (/proc/PID/stat), its CPU µs per forwarded packet (packets the
-subscribers received), the lowest delivered fps of any subscription, the delay
-p50/p95, UDP receive-buffer errors (/proc/net/snmp, machine-wide) and the clients'
-own CPU. The ramp stops when the clients saturate their core (their figures would
-then be the clients', not the SFU's) or delivery drops below 14.5 fps.
+subscribers received), the lowest delivered fps of any subscription, latency
+p50/p95, UDP receive-buffer errors (/proc/net/snmp), the clients' own CPU, how long
+SFU and clients waited for a CPU that other processes held (/proc/PID/task/*/
+schedstat; "wait%") and the load average. The ramp stops when the clients saturate
+their core (their figures would then be the clients', not the SFU's), or delivery
+drops below 14.5 fps or loses packets, saying whether other processes starved it.
 
     .venv/bin/python bench/relay.py [--max-rooms 12] [--window 8] [--no-janus]
     .venv/bin/python bench/relay.py --quick        # about a minute, smoke run
@@ -56,6 +60,8 @@ PEOPLE_PER_ROOM = 5
 MIN_FPS = 14.5
 CORE_BUDGET = 0.70
 CLIENT_SATURATED = 0.90
+# run-queue wait of SFU + clients per second of wall time (see runqueue_wait)
+STARVED = 0.10
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STAMP = struct.Struct("!d")
 JANUS_LIBS = Path("/usr/lib/x86_64-linux-gnu/janus")
@@ -65,6 +71,18 @@ JANUS_TEMPLATES = Path(__file__).resolve().parent / "janus"
 def cpu_seconds(pid="self"):
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def runqueue_wait(pid="self"):
+    """Seconds the process's threads spent runnable but waiting for a CPU: high
+    when other processes on the machine take the core away."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass  # the thread ended meanwhile
+    return total / 1e9
 
 
 def udp_rcvbuf_errors():
@@ -437,8 +455,8 @@ def pin(cpu):
 
 # --- the ramp ----------------------------------------------------------------------
 
-HEADER = ("rooms  SFU%/room  µs/packet  packets/s  min fps  delay p50/p95 ms  "
-          "rcvbuf errs  client CPU%")
+HEADER = ("rooms  SFU%/room  µs/packet  packets/s  min fps  latency p50/p95 ms  "
+          "rcvbuf errs  client CPU%  wait%  load")
 
 
 async def ramp(sfu, args, clip, max_rooms, stop_below_fps=True):
@@ -451,11 +469,12 @@ async def ramp(sfu, args, clip, max_rooms, stop_below_fps=True):
         await asyncio.sleep(args.warmup)
         for c in counters:
             c.reset()
-        s0, c0, e0, t0 = (cpu_seconds(sfu.process.pid), cpu_seconds(), udp_rcvbuf_errors(),
-                          time.monotonic())
+        pid = sfu.process.pid
+        s0, c0, e0, t0 = cpu_seconds(pid), cpu_seconds(), udp_rcvbuf_errors(), time.monotonic()
+        w0 = runqueue_wait(pid) + runqueue_wait()
         await asyncio.sleep(args.window)
-        s1, c1, e1, t1 = (cpu_seconds(sfu.process.pid), cpu_seconds(), udp_rcvbuf_errors(),
-                          time.monotonic())
+        s1, c1, e1, t1 = cpu_seconds(pid), cpu_seconds(), udp_rcvbuf_errors(), time.monotonic()
+        w1 = runqueue_wait(pid) + runqueue_wait()
         elapsed = t1 - t0
         packets = sum(c.packets for c in counters)
         # rooms are full, so every video m-line carries someone
@@ -471,22 +490,30 @@ async def ramp(sfu, args, clip, max_rooms, stop_below_fps=True):
             "p50": statistics.median(delays) * 1000 if delays else float("nan"),
             "p95": delays[int(len(delays) * 0.95)] * 1000 if delays else float("nan"),
             "errors": e1 - e0,
+            "wait": (w1 - w0) / elapsed,
+            "load": load_average(),
         }
         step["saturated"] = step["client"] >= CLIENT_SATURATED
+        step["starved"] = step["wait"] >= STARVED
         results.append(step)
         print(f"{rooms:5d}  {step['sfu'] / rooms * 100:9.1f}  {step['us']:9.1f}  "
               f"{step['pps']:9.0f}  {step['min_fps']:7.1f}  {step['p50']:7.1f} / {step['p95']:6.1f}"
-              f"  {step['errors']:11d}  {step['client'] * 100:10.0f}", flush=True)
+              f"  {step['errors']:11d}  {step['client'] * 100:10.0f}  {step['wait'] * 100:7.0f}"
+              f"  {step['load']:4.1f}", flush=True)
         if not packets:
             print(f"-> {sfu.name} delivered no packets: stopping")
             break
         if step["saturated"]:
             print(f"-> the clients saturate their core at {rooms} room(s) ({step['client']:.0%}"
-                  " of a core): the ramp ends here; this step's fps and delay are the "
+                  " of a core): the ramp ends here; this step's fps and latency are the "
                   "clients', not the SFU's")
             break
-        if step["min_fps"] < MIN_FPS:
-            print(f"-> delivery below {MIN_FPS} fps at {rooms} room(s) with unsaturated clients")
+        if step["min_fps"] < MIN_FPS or step["errors"]:
+            cause = (f"SFU and clients waited {step['wait']:.0%} of the time for a CPU taken by "
+                     f"other processes (load {step['load']:.1f}): not the SFU's own limit"
+                     if step["starved"] else "with unsaturated, unstarved clients")
+            print(f"-> min fps {step['min_fps']:.1f}, {step['errors']} rcvbuf errors at {rooms} "
+                  f"room(s): {cause}")
             if stop_below_fps:
                 break
     return results
@@ -494,14 +521,15 @@ async def ramp(sfu, args, clip, max_rooms, stop_below_fps=True):
 
 def summarise(name, results):
     """The last step with unsaturated clients and full delivery, or None."""
-    good = [r for r in results if r["min_fps"] >= MIN_FPS and not r["saturated"]]
+    good = [r for r in results
+            if r["min_fps"] >= MIN_FPS and not r["errors"] and not r["saturated"]]
     if not good:
-        print(f"{name}: no step with unsaturated clients and min fps ≥ {MIN_FPS}")
+        print(f"{name}: no step with unsaturated clients, min fps ≥ {MIN_FPS} and no drops")
         return None
     best = good[-1]
     per_room = best["sfu"] / best["rooms"]
     print(f"{name}: {per_room * 100:.1f}% of a core per room, {best['us']:.1f} µs per forwarded "
-          f"packet, delay p95 {best['p95']:.1f} ms (at {best['rooms']} room(s)); one core at "
+          f"packet, latency p95 {best['p95']:.1f} ms (at {best['rooms']} room(s)); one core at "
           f"≤ {CORE_BUDGET:.0%} carries {int(CORE_BUDGET / per_room) if per_room else 0} "
           "room(s) (from the measured cost per room)")
     return best
@@ -515,7 +543,7 @@ async def run(args):
           f"({os.cpu_count()} CPUs)")
     if load > 1.5:
         print(f"WARNING: load average {load:.2f} > 1.5: other processes share these cores; "
-              "fps and delay suffer first, CPU per packet stays the more trustworthy figure")
+              "fps and latency suffer first, CPU per packet stays the more trustworthy figure")
     if args.in_netns:
         print(f"running in a private network namespace (lo + {JANUS_IP} on {JANUS_IFACE}); "
               "UDP errors count this namespace only")

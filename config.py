@@ -75,6 +75,12 @@ class Config:
     RELAY_URL = os.environ.get("RELAY_URL", "http://127.0.0.1:5100")
     RELAY_SECRET = os.environ.get("RELAY_SECRET", "")
 
+    # Empty: the signalling hub lives in this process (one web process only). With
+    # several processes (workers or machines) they share it through Redis, e.g.
+    # redis://127.0.0.1:6379/0; its keys start with HUB_PREFIX.
+    HUB_URL = os.environ.get("HUB_URL", "")
+    HUB_PREFIX = os.environ.get("HUB_PREFIX", "sprechzimmer:")
+
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
@@ -109,6 +115,7 @@ class TestConfig(Config):
     TURN_URLS = ""
     TURN_SECRET = ""
     RELAY_SECRET = ""  # tests that need the relay start one with their own secret
+    HUB_URL = ""  # tests that need Redis set it themselves
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI = "memory://"
     SESSION_COOKIE_SECURE = False

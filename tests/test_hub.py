@@ -1,18 +1,31 @@
-"""The hub, the call state machine and the message checks, without sockets."""
+"""The hub, the call state machine and the message checks, without sockets.
+
+The hub tests run on the in-process hub and on RedisHub (tests/test_hub_redis.py).
+"""
 import threading
 
 import pytest
 
 from app.consultation import protocol, signalling
 from app.consultation.hub import ACCEPTED, IDLE, OFFLINE, RINGING, TIMEOUT, CallState, InProcessHub, channel
+from tests.test_hub_redis import redis_hubs, settle
 
 
-def test_publish_reaches_only_the_channels_subscribers():
-    hub = InProcessHub()
+@pytest.fixture(params=["in-process", "redis"])
+def hub(request):
+    if request.param == "in-process":
+        yield InProcessHub()
+        return
+    for make_hub in redis_hubs():
+        yield make_hub()
+
+
+def test_publish_reaches_only_the_channels_subscribers(hub):
     got_a, got_b = [], []
     sub_a = hub.subscribe("appointment:1:patient", got_a.append)
     hub.subscribe("appointment:2:patient", got_b.append)
     assert hub.publish("appointment:1:patient", {"type": "x"}) == 1
+    settle(hub)
     assert got_a == [{"type": "x"}] and got_b == []
     sub_a.close()
     sub_a.close()
@@ -21,8 +34,7 @@ def test_publish_reaches_only_the_channels_subscribers():
     assert hub.subscribers("appointment:2:patient") == 1
 
 
-def test_a_subscriber_may_unsubscribe_while_being_delivered_to():
-    hub = InProcessHub()
+def test_a_subscriber_may_unsubscribe_while_being_delivered_to(hub):
     got = []
     subscription = None
 
@@ -33,12 +45,12 @@ def test_a_subscriber_may_unsubscribe_while_being_delivered_to():
     subscription = hub.subscribe("c", deliver)
     hub.subscribe("c", got.append)
     assert hub.publish("c", {"n": 1}) == 2
+    settle(hub)
     assert got == [{"n": 1}, {"n": 1}]
     assert hub.subscribers("c") == 1
 
 
-def test_compare_and_set_needs_the_current_version():
-    hub = InProcessHub()
+def test_compare_and_set_needs_the_current_version(hub):
     start = hub.call_state(7)
     assert start == CallState(IDLE, 0)
     ringing = hub.compare_and_set(7, start, RINGING)
@@ -49,8 +61,7 @@ def test_compare_and_set_needs_the_current_version():
         hub.compare_and_set(7, ringing, "party")
 
 
-def test_exactly_one_of_many_racing_threads_wins():
-    hub = InProcessHub()
+def test_exactly_one_of_many_racing_threads_wins(hub):
     start = hub.call_state(1)
     results = []
     barrier = threading.Barrier(16)
@@ -67,8 +78,7 @@ def test_exactly_one_of_many_racing_threads_wins():
     assert len([r for r in results if r is not None]) == 1
 
 
-def test_a_late_timer_does_not_end_a_newer_ring():
-    hub = InProcessHub()
+def test_a_late_timer_does_not_end_a_newer_ring(hub):
     hub.subscribe(channel(3, "patient"), lambda m: None)
     first = signalling.ring(hub, 3, timeout_seconds=3600)
     assert signalling.transition(hub, 3, {RINGING}, IDLE) is not None
@@ -80,12 +90,12 @@ def test_a_late_timer_does_not_end_a_newer_ring():
     assert hub.call_state(3).state == TIMEOUT
 
 
-def test_ring_without_a_patient_is_offline_and_reset_keeps_versions_rising():
-    hub = InProcessHub()
+def test_ring_without_a_patient_is_offline_and_reset_keeps_versions_rising(hub):
     states = []
     hub.subscribe(channel(4, "staff"), states.append)
     offline = signalling.ring(hub, 4, timeout_seconds=3600)
     assert offline.state == OFFLINE
+    settle(hub)
     assert states == [{"type": "call-state", "state": "offline"}]
     hub.reset(4)
     assert hub.call_state(4) == CallState(IDLE, offline.version + 1)

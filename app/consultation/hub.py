@@ -1,14 +1,18 @@
 """Routes signalling messages between the sockets of one appointment and keeps its call state.
 
 Channels are ``appointment:<id>:staff`` and ``appointment:<id>:patient``. The in-process
-hub serves one web process; a Redis hub (PUBLISH/SUBSCRIBE, PUBSUB NUMSUB, and the call
-state in a key changed with WATCH/MULTI) can implement the same interface when several
-processes serve the websockets.
+hub serves one web process; ``RedisHub`` (app/consultation/redis_hub.py) implements the
+same interface when several processes serve the websockets (HUB_URL).
 """
+import logging
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable
+
+from app.consultation import protocol
+
+log = logging.getLogger(__name__)
 
 IDLE = "idle"
 OFFLINE = "offline"
@@ -29,6 +33,19 @@ class CallState:
     state: str = IDLE
     # Bumped on every change, so a late ring timer cannot end a newer ring.
     version: int = 0
+
+
+def publish_state(hub, appointment_id, state):
+    message = {"type": "call-state", "state": state}
+    hub.publish(channel(appointment_id, protocol.STAFF), message)
+    hub.publish(channel(appointment_id, protocol.PATIENT), message)
+
+
+def ring_timed_out(hub, appointment_id, ringing):
+    """Time out this very ring; the version tells it from a later one, so only one caller wins."""
+    if hub.compare_and_set(appointment_id, ringing, TIMEOUT) is not None:
+        log.info("appointment %s: timeout", appointment_id)
+        publish_state(hub, appointment_id, TIMEOUT)
 
 
 class Subscription(ABC):
@@ -65,6 +82,12 @@ class Hub(ABC):
     @abstractmethod
     def reset(self, appointment_id: int):
         """Back to idle (deleted, or nobody connected any more); the version keeps rising."""
+
+    def time_out_ring(self, appointment_id: int, ringing: CallState, seconds: float):
+        """Call ``ring_timed_out`` for this ring after ``seconds``: here a timer in this process."""
+        timer = threading.Timer(seconds, ring_timed_out, (self, appointment_id, ringing))
+        timer.daemon = True
+        timer.start()
 
 
 class _InProcessSubscription(Subscription):

@@ -22,8 +22,9 @@ from werkzeug.exceptions import NotFound
 
 from app.consultation import protocol
 from app.consultation.hub import (
-    ACCEPTED, DECLINED, ENDED, IDLE, OFFLINE, RINGING, TIMEOUT, InProcessHub, channel,
+    ACCEPTED, DECLINED, ENDED, IDLE, OFFLINE, RINGING, InProcessHub, channel, publish_state,
 )
+from app.consultation.hub import ring_timed_out as _ring_timeout  # noqa: F401 - tests call it
 from app.extensions import db
 from app.tariffs import FEATURE_MESSAGES, has_feature
 
@@ -51,8 +52,19 @@ def get_hub(app=None):
     hub = app.extensions.get(HUB_KEY)
     if hub is None:
         with _hub_lock:
-            hub = app.extensions.setdefault(HUB_KEY, InProcessHub())
+            hub = app.extensions.get(HUB_KEY)
+            if hub is None:
+                hub = app.extensions[HUB_KEY] = _make_hub(app.config)
     return hub
+
+
+def _make_hub(config):
+    url = config.get("HUB_URL")
+    if not url:
+        return InProcessHub()
+    from app.consultation.redis_hub import RedisHub
+
+    return RedisHub(url, prefix=config.get("HUB_PREFIX") or "sprechzimmer:")
 
 
 def other(role):
@@ -84,12 +96,6 @@ def ice_servers(config, appointment_id, now=None):
 
 # -- call state ------------------------------------------------------------------------
 
-def publish_state(hub, appointment_id, state):
-    message = {"type": "call-state", "state": state}
-    hub.publish(channel(appointment_id, protocol.STAFF), message)
-    hub.publish(channel(appointment_id, protocol.PATIENT), message)
-
-
 def ring(hub, appointment_id, timeout_seconds):
     """Ring the patient's open pages, or note that none is open. Returns the state.
 
@@ -107,17 +113,8 @@ def ring(hub, appointment_id, timeout_seconds):
     log.info("appointment %s: %s", appointment_id, new.state)
     publish_state(hub, appointment_id, new.state)
     if new.state == RINGING:
-        timer = threading.Timer(timeout_seconds, _ring_timeout, (hub, appointment_id, new))
-        timer.daemon = True
-        timer.start()
+        hub.time_out_ring(appointment_id, new, timeout_seconds)
     return new
-
-
-def _ring_timeout(hub, appointment_id, ringing):
-    # Only this very ring times out; the version tells it from a later one.
-    if hub.compare_and_set(appointment_id, ringing, TIMEOUT) is not None:
-        log.info("appointment %s: timeout", appointment_id)
-        publish_state(hub, appointment_id, TIMEOUT)
 
 
 def transition(hub, appointment_id, allowed_from, target):

@@ -1,0 +1,263 @@
+"""The hub shared by several web processes (gunicorn workers or machines) through Redis.
+
+Selected with HUB_URL=redis://host:port/db. Every key and pub/sub channel starts with
+the prefix (HUB_PREFIX), and every key has a TTL, so nothing lingers after a crash:
+
+- ``<prefix>ch:<channel>``: the pub/sub channel. Each process holds one SUBSCRIBE
+  connection and one listener thread that hands messages to its local subscriptions;
+  a process subscribes to a channel only while one of its sockets listens on it.
+- ``<prefix>presence:<channel>``: sorted set, one member per socket, scored with the
+  time it counts as gone. The listener renews its members every HEARTBEAT_SECONDS, so
+  the sockets of a process that died drop out after PRESENCE_TTL_SECONDS.
+  (PUBSUB NUMSUB cannot say this: it counts processes, not sockets.)
+- ``<prefix>call:<appointment id>``: ``"<state>:<version>"``, changed only by Lua
+  scripts, so compare-and-set is atomic across processes.
+- ``<prefix>ring-deadlines``: see ``time_out_ring``.
+"""
+import itertools
+import json
+import logging
+import threading
+import time
+import uuid
+
+import redis
+
+from app.consultation.hub import IDLE, RINGING, STATES, CallState, Hub, Subscription, ring_timed_out
+
+log = logging.getLogger(__name__)
+
+# Longer than any consultation; renewed on every change of the call state. When it
+# runs out the version starts again at 0, which a ring deadline (minutes) never sees.
+STATE_TTL_SECONDS = 24 * 3600
+PRESENCE_TTL_SECONDS = 30
+HEARTBEAT_SECONDS = 10
+SUBSCRIBE_WAIT_SECONDS = 10
+
+_CAS = """
+local current = redis.call('GET', KEYS[1])
+local state, version = 'idle', 0
+if current then
+  local sep = string.find(current, ':', 1, true)
+  state = string.sub(current, 1, sep - 1)
+  version = tonumber(string.sub(current, sep + 1))
+end
+if state ~= ARGV[1] or version ~= tonumber(ARGV[2]) then
+  return false
+end
+version = version + 1
+redis.call('SET', KEYS[1], ARGV[3] .. ':' .. version, 'EX', ARGV[4])
+return version
+"""
+
+_RESET = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local version = tonumber(string.sub(current, string.find(current, ':', 1, true) + 1))
+  redis.call('SET', KEYS[1], ARGV[1] .. ':' .. (version + 1), 'EX', ARGV[2])
+end
+return false
+"""
+
+
+class _RedisSubscription(Subscription):
+    def __init__(self, hub, key, member, deliver):
+        self.hub = hub
+        self.key = key
+        self.member = member
+        self.deliver = deliver
+        self.closed = False
+
+    def close(self):
+        self.hub._unsubscribe(self)
+
+
+class RedisHub(Hub):
+    def __init__(self, url, prefix="sprechzimmer:", poll_seconds=0.5):
+        self.prefix = prefix
+        self.poll_seconds = poll_seconds
+        self.redis = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        self.redis.ping()  # a wrong HUB_URL fails at the first socket, not at the first ring
+        self._pubsub = self.redis.pubsub()
+        self._cas = self.redis.register_script(_CAS)
+        self._reset = self.redis.register_script(_RESET)
+        self._id = uuid.uuid4().hex
+        self._numbers = itertools.count(1)
+        self._lock = threading.Condition()
+        self._local: dict[str, list[_RedisSubscription]] = {}
+        # Redis answers the SUBSCRIBEs of one connection in order: the n-th confirmation
+        # of a channel belongs to its n-th SUBSCRIBE.
+        self._issued: dict[str, int] = {}
+        self._confirmed: dict[str, int] = {}
+        self._stopped = threading.Event()
+        self._next_heartbeat = 0.0
+        self._next_poll = 0.0
+        # Started here, after gunicorn forked: get_hub() builds the hub at first use.
+        self._listener = threading.Thread(target=self._listen, name="redis-hub", daemon=True)
+        self._listener.start()
+
+    # -- keys --------------------------------------------------------------------------
+
+    def _channel_key(self, channel):
+        return f"{self.prefix}ch:{channel}"
+
+    def _presence_key(self, channel):
+        return f"{self.prefix}presence:{channel}"
+
+    def _state_key(self, appointment_id):
+        return f"{self.prefix}call:{int(appointment_id)}"
+
+    @property
+    def _deadlines_key(self):
+        return f"{self.prefix}ring-deadlines"
+
+    # -- publish / subscribe -----------------------------------------------------------
+
+    def subscribe(self, channel, deliver):
+        key = self._channel_key(channel)
+        subscription = _RedisSubscription(self, key, f"{self._id}:{next(self._numbers)}", deliver)
+        self._mark_present([(self._presence_key(channel), subscription.member)])
+        with self._lock:
+            subscriptions = self._local.get(key)
+            self._local[key] = (subscriptions or []) + [subscription]
+            if not subscriptions:
+                self._issued[key] = self._issued.get(key, 0) + 1
+                self._pubsub.subscribe(key)
+            ticket = self._issued[key]
+            # Back only once Redis has the subscription: a message published right after
+            # (the peer's presence answer) must not get lost.
+            confirmed = self._lock.wait_for(lambda: self._confirmed.get(key, 0) >= ticket,
+                                            timeout=SUBSCRIBE_WAIT_SECONDS)
+        if not confirmed:
+            subscription.close()
+            raise redis.TimeoutError(f"no subscription confirmed for {channel}")
+        return subscription
+
+    def _unsubscribe(self, subscription):
+        with self._lock:
+            if subscription.closed:
+                return
+            subscription.closed = True
+            remaining = [s for s in self._local.get(subscription.key, []) if s is not subscription]
+            if remaining:
+                self._local[subscription.key] = remaining
+            else:
+                self._local.pop(subscription.key, None)
+                self._pubsub.unsubscribe(subscription.key)
+        channel = subscription.key[len(self._channel_key("")):]
+        self.redis.zrem(self._presence_key(channel), subscription.member)
+
+    def publish(self, channel, message):
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.publish(self._channel_key(channel), json.dumps(message))
+        pipe.zcount(self._presence_key(channel), time.time(), "+inf")
+        processes, sockets = pipe.execute()
+        # Sockets, not processes, as the in-process hub counts; none if no process listens.
+        return sockets if processes else 0
+
+    def subscribers(self, channel):
+        return self.redis.zcount(self._presence_key(channel), time.time(), "+inf")
+
+    def _mark_present(self, entries):
+        """Renew (presence key, member) pairs; drops members whose process stopped renewing."""
+        pipe = self.redis.pipeline(transaction=False)
+        now = time.time()
+        for key, member in entries:
+            pipe.zadd(key, {member: now + PRESENCE_TTL_SECONDS})
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.expire(key, PRESENCE_TTL_SECONDS)
+        pipe.execute()
+
+    # -- call state --------------------------------------------------------------------
+
+    def call_state(self, appointment_id):
+        value = self.redis.get(self._state_key(appointment_id))
+        if value is None:
+            return CallState()
+        state, version = value.split(":")
+        return CallState(state, int(version))
+
+    def compare_and_set(self, appointment_id, expected, state):
+        if state not in STATES:
+            raise ValueError(state)
+        version = self._cas(keys=[self._state_key(appointment_id)],
+                            args=[expected.state, expected.version, state, STATE_TTL_SECONDS])
+        return None if version is None else CallState(state, int(version))
+
+    def reset(self, appointment_id):
+        self._reset(keys=[self._state_key(appointment_id)], args=[IDLE, STATE_TTL_SECONDS])
+
+    def time_out_ring(self, appointment_id, ringing, seconds):
+        # The deadline lives in Redis, not in a timer of the process that rang: a restarted
+        # worker must not leave a call ringing for ever. Every process polls the sorted
+        # set; ZREM is the claim (only one process removes a member), and the version in
+        # the member makes a ring that was answered or replaced meanwhile a no-op
+        # (compare-and-set fails). A key with expiry would need keyspace notifications,
+        # which Redis delivers late and only when configured.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(self._deadlines_key, {f"{int(appointment_id)}:{ringing.version}": time.time() + seconds})
+        pipe.expire(self._deadlines_key, int(seconds) + STATE_TTL_SECONDS)
+        pipe.execute()
+
+    def fire_due_ring_timeouts(self):
+        for member in self.redis.zrangebyscore(self._deadlines_key, "-inf", time.time(), start=0, num=100):
+            if self.redis.zrem(self._deadlines_key, member):
+                appointment_id, version = member.split(":")
+                ring_timed_out(self, int(appointment_id), CallState(RINGING, int(version)))
+
+    # -- the listener thread -------------------------------------------------------------
+
+    def _listen(self):
+        while not self._stopped.is_set():
+            try:
+                # Short waits: housekeeping and close() must not wait for the next message.
+                message = self._pubsub.get_message(timeout=min(self.poll_seconds, 0.5))
+                if message is not None:
+                    self._dispatch(message)
+                self._housekeeping()
+            except redis.RedisError as exc:
+                # redis-py reconnects and subscribes again on the next call.
+                log.warning("hub: Redis unavailable (%s), retrying", type(exc).__name__)
+                self._stopped.wait(1)
+            except Exception:  # noqa: BLE001 - one bad delivery must not stop every call
+                log.exception("hub: listener error")
+
+    def _dispatch(self, message):
+        key = message["channel"]
+        if message["type"] == "subscribe":
+            with self._lock:
+                self._confirmed[key] = self._confirmed.get(key, 0) + 1
+                self._lock.notify_all()
+        elif message["type"] == "message":
+            with self._lock:
+                targets = self._local.get(key, [])
+            payload = json.loads(message["data"])
+            for subscription in targets:
+                try:
+                    subscription.deliver(payload)
+                except Exception:  # noqa: BLE001 - the others still get it
+                    log.exception("hub: delivery failed")
+
+    def _housekeeping(self):
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + HEARTBEAT_SECONDS
+            with self._lock:
+                local = [s for subscriptions in self._local.values() for s in subscriptions]
+            if local:
+                prefix = len(self._channel_key(""))
+                self._mark_present([(self._presence_key(s.key[prefix:]), s.member) for s in local])
+        if now >= self._next_poll:
+            self._next_poll = now + self.poll_seconds
+            self.fire_due_ring_timeouts()
+
+    def close(self):
+        """Stop the listener and take this process's sockets out of presence."""
+        self._stopped.set()
+        self._listener.join()
+        with self._lock:
+            local = [s for subscriptions in self._local.values() for s in subscriptions]
+        for subscription in local:
+            subscription.close()
+        self._pubsub.close()
+        self.redis.close()

@@ -1,0 +1,402 @@
+"""RedisHub: several web processes carry one call.
+
+Runs against the Redis at TEST_REDIS_URL (default DB 15). Each test works under its own
+key prefix and deletes only keys under it. Without a server the tests skip with the
+reason; CI sets REQUIRE_REDIS=1 so that a missing server fails instead. The behaviour
+both hubs share is tested in tests/test_hub.py (its ``hub`` fixture runs on both).
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+from app.consultation import signalling
+from app.consultation.hub import RINGING, TIMEOUT, CallState, InProcessHub, channel
+from tests.conftest import Auth, make_config
+from tests.live import LiveServer, created_appointment_id, patient_client
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+ROOT = Path(__file__).resolve().parent.parent
+WAIT = 10
+
+_reason = []
+
+
+def redis_skip_reason():
+    if not _reason:
+        import redis
+
+        try:
+            redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+            _reason.append(None)
+        except redis.RedisError as exc:
+            _reason.append(f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}")
+    return _reason[0]
+
+
+def require_redis():
+    reason = redis_skip_reason()
+    if reason:
+        if os.environ.get("REQUIRE_REDIS") == "1":
+            pytest.fail(reason + " (REQUIRE_REDIS=1)")
+        pytest.skip(reason)
+
+
+def delete_keys(pattern):
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=pattern, count=500))
+    if keys:
+        client.delete(*keys)
+    client.close()
+    return keys
+
+
+class RedisHubs:
+    """Hubs as separate processes would have them: own connections and listener threads, one prefix."""
+
+    def __init__(self):
+        self.prefix = f"sprechzimmer-test-{uuid.uuid4().hex}:"
+        self.hubs = []
+
+    def __call__(self, **kwargs):
+        from app.consultation.redis_hub import RedisHub
+
+        hub = RedisHub(REDIS_URL, prefix=self.prefix, **kwargs)
+        self.hubs.append(hub)
+        return hub
+
+    def close(self):
+        for hub in self.hubs:
+            hub.close()
+        delete_keys(self.prefix + "*")
+
+
+def redis_hubs():
+    """Generator for fixtures: yields a RedisHubs factory, then closes and deletes its keys."""
+    require_redis()
+    hubs = RedisHubs()
+    try:
+        yield hubs
+    finally:
+        hubs.close()
+
+
+@pytest.fixture
+def make_hub():
+    yield from redis_hubs()
+
+
+def settle(hub, via=None):
+    """Wait until ``hub`` delivered what was published before (through ``via``, default itself).
+
+    A Redis hub delivers in its listener thread, in the order Redis got the messages: a
+    marker published afterwards arrives after them. The in-process hub delivers at once.
+    """
+    if isinstance(hub, InProcessHub):
+        return
+    arrived = threading.Event()
+    marker = f"settle-{uuid.uuid4().hex}"
+    subscription = hub.subscribe(marker, lambda message: arrived.set())
+    (via or hub).publish(marker, {})
+    assert arrived.wait(WAIT), "the marker never arrived"
+    subscription.close()
+
+
+# -- two processes, one hub ----------------------------------------------------------------
+
+def test_subscribe_on_one_process_publish_on_another(make_hub):
+    a, b = make_hub(), make_hub()
+    got = []
+    subscription = a.subscribe(channel(1, "staff"), got.append)
+    assert b.subscribers(channel(1, "staff")) == 1
+    assert b.subscribers(channel(1, "patient")) == 0
+    assert b.publish(channel(1, "staff"), {"type": "signal", "candidate": None}) == 1
+    b.publish(channel(1, "patient"), {"type": "elsewhere"})
+    settle(a, via=b)
+    assert got == [{"type": "signal", "candidate": None}]
+    subscription.close()
+    assert b.subscribers(channel(1, "staff")) == 0
+    assert b.publish(channel(1, "staff"), {"type": "late"}) == 0
+
+
+def test_messages_of_one_publisher_keep_their_order_across_processes(make_hub):
+    a, b = make_hub(), make_hub()
+    got = []
+    a.subscribe("c", got.append)
+    for n in range(200):
+        b.publish("c", {"n": n})
+    settle(a, via=b)
+    assert got == [{"n": n} for n in range(200)]
+
+
+def test_two_prefixes_do_not_hear_each_other(make_hub):
+    ours = make_hub()
+    other = RedisHubs()
+    try:
+        theirs = other()
+        got = []
+        ours.subscribe("c", got.append)
+        assert theirs.publish("c", {"x": 1}) == 0
+        assert theirs.subscribers("c") == 0
+        theirs.compare_and_set(5, CallState(), RINGING)
+        assert ours.call_state(5) == CallState()
+        settle(ours)
+        assert got == []
+    finally:
+        other.close()
+
+
+def test_compare_and_set_contention_across_processes(make_hub):
+    hubs = [make_hub(), make_hub()]
+    start = hubs[0].call_state(9)
+    results = []
+    barrier = threading.Barrier(16)
+
+    def attempt(hub):
+        barrier.wait()
+        results.append(hub.compare_and_set(9, start, RINGING))
+
+    threads = [threading.Thread(target=attempt, args=(hubs[n % 2],)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [r for r in results if r is not None]
+    assert winners == [CallState(RINGING, 1)]
+    assert hubs[0].call_state(9) == hubs[1].call_state(9) == CallState(RINGING, 1)
+
+
+def test_every_key_has_a_ttl(make_hub):
+    import redis
+
+    hub = make_hub()
+    hub.subscribe(channel(2, "patient"), lambda m: None)
+    signalling.ring(hub, 2, timeout_seconds=3600)
+    hub.reset(2)
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=hub.prefix + "*"))
+    assert {k.decode()[len(hub.prefix):].split(":")[0] for k in keys} == {"presence", "call", "ring-deadlines"}
+    assert all(client.ttl(k) > 0 for k in keys)
+    client.close()
+
+
+# -- ring timeout across processes ---------------------------------------------------------
+
+def test_ring_timeout_fires_exactly_once_with_two_processes(make_hub):
+    # No background polling: the test lets both processes race for the due deadline.
+    a, b = make_hub(poll_seconds=3600), make_hub(poll_seconds=3600)
+    states = []
+    b.subscribe(channel(6, "staff"), states.append)
+    a.subscribe(channel(6, "patient"), lambda m: None)
+    ringing = signalling.ring(a, 6, timeout_seconds=0)
+    assert ringing.state == RINGING
+    barrier = threading.Barrier(8)
+
+    def poll(hub):
+        barrier.wait()
+        hub.fire_due_ring_timeouts()
+
+    threads = [threading.Thread(target=poll, args=((a, b)[n % 2],)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    settle(b, via=a)
+    settle(b)
+    assert [m["state"] for m in states] == ["ringing", "timeout"]
+    assert b.call_state(6) == CallState(TIMEOUT, ringing.version + 1)
+
+
+def test_the_ring_times_out_even_when_the_ringing_process_is_gone(make_hub):
+    a, b = make_hub(poll_seconds=0.1), make_hub(poll_seconds=0.1)
+    timed_out = threading.Event()
+    b.subscribe(channel(8, "staff"),
+                lambda m: m.get("state") == "timeout" and timed_out.set())
+    b.subscribe(channel(8, "patient"), lambda m: None)
+    ringing = signalling.ring(a, 8, timeout_seconds=0.5)
+    a.close()
+    assert timed_out.wait(WAIT)
+    assert b.call_state(8) == CallState(TIMEOUT, ringing.version + 1)
+
+
+def test_an_answered_ring_does_not_time_out(make_hub):
+    a, b = make_hub(poll_seconds=3600), make_hub(poll_seconds=3600)
+    a.subscribe(channel(4, "patient"), lambda m: None)
+    signalling.ring(a, 4, timeout_seconds=0)
+    accepted = signalling.transition(b, 4, {RINGING}, "accepted")
+    a.fire_due_ring_timeouts()
+    b.fire_due_ring_timeouts()
+    assert a.call_state(4) == accepted
+
+
+# -- configuration --------------------------------------------------------------------------
+
+def test_hub_url_selects_the_redis_hub(tmp_path):
+    require_redis()
+    from app.consultation.redis_hub import RedisHub
+
+    plain = create_app(make_config(tmp_path, "sqlite://"))
+    assert isinstance(signalling.get_hub(plain), InProcessHub)
+    prefix = f"sprechzimmer-test-{uuid.uuid4().hex}:"
+    shared = create_app(make_config(tmp_path, "sqlite://", HUB_URL=REDIS_URL, HUB_PREFIX=prefix))
+    hub = signalling.get_hub(shared)
+    try:
+        assert isinstance(hub, RedisHub) and hub.prefix == prefix
+        assert signalling.get_hub(shared) is hub
+    finally:
+        hub.close()
+        delete_keys(prefix + "*")
+
+
+# -- two real web processes -----------------------------------------------------------------
+
+SERVER = """
+import json, sys
+from werkzeug.serving import make_server
+from app import create_app
+from config import TestConfig
+app = create_app(type("TwoServersConfig", (TestConfig,), json.loads(sys.argv[1])))
+server = make_server("127.0.0.1", 0, app, threaded=True)
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
+
+
+class _Process:
+    """The web process behind a LiveServer: shutdown and close end it."""
+
+    def __init__(self, settings, log_path):
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            self.popen = subprocess.Popen([sys.executable, "-c", SERVER, json.dumps(settings)], cwd=ROOT,
+                                          stdout=subprocess.PIPE, stderr=log, text=True)
+        line = self.popen.stdout.readline()
+        if not line.strip().isdigit():
+            self.popen.kill()
+            raise RuntimeError(f"web process did not start: {Path(log_path).read_text()[-2000:]}")
+        self.server_port = int(line)
+
+    def shutdown(self):
+        self.popen.terminate()
+
+    def server_close(self):
+        self.popen.wait(WAIT)
+        self.popen.stdout.close()
+
+
+class WebProcess(LiveServer):
+    """A LiveServer in its own process (own hub object, own threads): only Redis joins them."""
+
+    def __init__(self, settings, log_path):
+        self.server = _Process(settings, log_path)
+        self.port = self.server.server_port
+        self.sockets = []
+
+
+@pytest.fixture
+def shared(tmp_path):
+    """Settings of two web processes on one SQLite file and one Redis (hub and rate limits)."""
+    require_redis()
+    prefix = f"sprechzimmer-test-{uuid.uuid4().hex}:"
+    yield {
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'shared.db'}",
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "HUB_URL": REDIS_URL,
+        "HUB_PREFIX": prefix,
+        "RATELIMIT_STORAGE_URI": REDIS_URL,
+        "RATELIMIT_KEY_PREFIX": prefix,
+        "LOGIN_RATE_LIMIT": "2 per minute",
+    }
+    delete_keys(prefix + "*")
+    delete_keys(f"*{prefix}*")  # Flask-Limiter puts its own namespace before the prefix
+
+
+@pytest.fixture
+def app(shared, tmp_path):
+    """The test's side (HTTP through test clients) on the web processes' database."""
+    from app.extensions import db
+
+    app = create_app(make_config(tmp_path, shared["SQLALCHEMY_DATABASE_URI"], **shared))
+    with app.app_context():
+        db.create_all()
+    yield app
+    hub = app.extensions.get(signalling.HUB_KEY)
+    if hub is not None:
+        hub.close()
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def two_processes(app, shared, tmp_path):
+    servers = []
+    try:
+        for n in (1, 2):
+            servers.append(WebProcess(shared, tmp_path / f"web{n}.log"))
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_staff_on_one_process_and_patient_on_another_hold_a_call(app, two_processes, make_practice):
+    first, second = two_processes
+    _, email = make_practice("premium")
+    staff = Auth(app.test_client())
+    assert staff.login(email).status_code == 302
+    from tests.conftest import appointment_form
+
+    response = staff.post("/patienten/termine", data=appointment_form())
+    assert response.status_code == 201
+    appointment_id = created_appointment_id(response)
+
+    staff_ws = first.connect(f"/ws/anruf/{appointment_id}", staff.client)
+    assert staff_ws.expect("welcome")["peer_online"] is False
+    patient_ws = second.connect("/ws/sprechstunde", patient_client(app, appointment_id))
+    assert patient_ws.expect("welcome")["peer_online"] is True
+    staff_ws.expect("presence", peer_online=True)
+
+    staff_ws.send({"type": "ring"})
+    staff_ws.expect("call-state", state="ringing")
+    patient_ws.expect("call-state", state="ringing")
+    patient_ws.send({"type": "accept"})
+    staff_ws.expect("call-state", state="accepted")
+    patient_ws.expect("call-state", state="accepted")
+
+    offer = {"type": "signal", "description": {"type": "offer", "sdp": "v=0 offer"}}
+    staff_ws.send(offer)
+    assert patient_ws.expect("signal") == offer
+    answer = {"type": "signal", "description": {"type": "answer", "sdp": "v=0 answer"}}
+    patient_ws.send(answer)
+    assert staff_ws.expect("signal") == answer
+
+    patient_ws.ws.close()
+    staff_ws.expect("presence", peer_online=False)
+
+
+def test_login_rate_limit_counts_across_processes(app, two_processes):
+    """RATELIMIT_STORAGE_URI=redis://…: every process counts against the same limit (2 per minute)."""
+    import requests
+
+    client = app.test_client()
+    token = Auth(client).csrf("/login")
+    cookie = client.get_cookie("session").value
+    form = {"email": "niemand@praxis.example", "password": "falsch-falsch-1", "csrf_token": token}
+
+    def attempt(server):
+        return requests.post(f"http://127.0.0.1:{server.port}/login", data=form,
+                             cookies={"session": cookie}, allow_redirects=False, timeout=WAIT).status_code
+
+    first, second = two_processes
+    assert [attempt(first), attempt(second)] == [401, 401]
+    assert attempt(first) == 429
+    assert attempt(second) == 429

@@ -3,7 +3,8 @@
 Runs against the Redis at TEST_REDIS_URL (default DB 15). Each test works under its own
 key prefix and deletes only keys under it. Without a server the tests skip with the
 reason; CI sets REQUIRE_REDIS=1 so that a missing server fails instead. The behaviour
-both hubs share is tested in tests/test_hub.py (its ``hub`` fixture runs on both).
+both hubs share is tested in tests/test_hub.py (its ``hub`` fixture runs on both), and
+the websocket tests of tests/test_signalling.py run here once more with RedisHub.
 """
 import json
 import os
@@ -20,6 +21,7 @@ from app.consultation import signalling
 from app.consultation.hub import RINGING, TIMEOUT, CallState, InProcessHub, channel
 from tests.conftest import Auth, make_config
 from tests.live import LiveServer, created_appointment_id, patient_client
+from tests.test_signalling import *  # noqa: F403 - every websocket test again, on RedisHub (see ``app``)
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ROOT = Path(__file__).resolve().parent.parent
@@ -237,6 +239,29 @@ def test_an_answered_ring_does_not_time_out(make_hub):
     assert a.call_state(4) == accepted
 
 
+# -- the websocket tests of test_signalling.py, through Redis --------------------------------
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    """SQLite only: the hub does not depend on the database (test_signalling.py runs both)."""
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def app(app, tmp_path):
+    """conftest's app with its hub in Redis: get_hub() builds the hub from the config at first use,
+    so this also holds for the tests that parametrise ``config_overrides``."""
+    require_redis()
+    prefix = f"sprechzimmer-test-{uuid.uuid4().hex}:"
+    app.config.update(HUB_URL=REDIS_URL, HUB_PREFIX=prefix)
+    yield app
+    hub = app.extensions.get(signalling.HUB_KEY)
+    if hub is not None:
+        hub.close()
+    delete_keys(prefix + "*")
+
+
 # -- configuration --------------------------------------------------------------------------
 
 def test_hub_url_selects_the_redis_hub(tmp_path):
@@ -302,53 +327,31 @@ class WebProcess(LiveServer):
 
 
 @pytest.fixture
-def shared(tmp_path):
-    """Settings of two web processes on one SQLite file and one Redis (hub and rate limits)."""
-    require_redis()
-    prefix = f"sprechzimmer-test-{uuid.uuid4().hex}:"
-    yield {
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'shared.db'}",
-        "OUTBOX_DIR": str(tmp_path / "outbox"),
+def two_processes(app, tmp_path):
+    """Two web processes on the test app's SQLite file and Redis (hub and rate limits)."""
+    prefix = app.config["HUB_PREFIX"]
+    settings = {
+        "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+        "OUTBOX_DIR": app.config["OUTBOX_DIR"],
         "HUB_URL": REDIS_URL,
         "HUB_PREFIX": prefix,
         "RATELIMIT_STORAGE_URI": REDIS_URL,
         "RATELIMIT_KEY_PREFIX": prefix,
         "LOGIN_RATE_LIMIT": "2 per minute",
     }
-    delete_keys(prefix + "*")
-    delete_keys(f"*{prefix}*")  # Flask-Limiter puts its own namespace before the prefix
-
-
-@pytest.fixture
-def app(shared, tmp_path):
-    """The test's side (HTTP through test clients) on the web processes' database."""
-    from app.extensions import db
-
-    app = create_app(make_config(tmp_path, shared["SQLALCHEMY_DATABASE_URI"], **shared))
-    with app.app_context():
-        db.create_all()
-    yield app
-    hub = app.extensions.get(signalling.HUB_KEY)
-    if hub is not None:
-        hub.close()
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-@pytest.fixture
-def two_processes(app, shared, tmp_path):
     servers = []
     try:
         for n in (1, 2):
-            servers.append(WebProcess(shared, tmp_path / f"web{n}.log"))
+            servers.append(WebProcess(settings, tmp_path / f"web{n}.log"))
         yield servers
     finally:
         for server in servers:
             server.stop()
+        delete_keys(f"*{prefix}*")  # Flask-Limiter puts its own namespace before the prefix
 
 
 def test_staff_on_one_process_and_patient_on_another_hold_a_call(app, two_processes, make_practice):
+    """Only Redis joins the processes: the staff socket on the first, the patient's on the second."""
     first, second = two_processes
     _, email = make_practice("premium")
     staff = Auth(app.test_client())

@@ -67,6 +67,7 @@ class _RedisSubscription(Subscription):
         self.member = member
         self.deliver = deliver
         self.closed = False
+        self.ticket = 0
 
     def close(self):
         self.hub._unsubscribe(self)
@@ -123,7 +124,7 @@ class RedisHub(Hub):
             if not subscriptions:
                 self._issued[key] = self._issued.get(key, 0) + 1
                 self._pubsub.subscribe(key)
-            ticket = self._issued[key]
+            ticket = subscription.ticket = self._issued[key]
             # Back only once Redis has the subscription: a message published right after
             # (the peer's presence answer) must not get lost.
             confirmed = self._lock.wait_for(lambda: self._confirmed.get(key, 0) >= ticket,
@@ -230,7 +231,11 @@ class RedisHub(Hub):
                 self._lock.notify_all()
         elif message["type"] == "message":
             with self._lock:
-                targets = self._local.get(key, [])
+                # A message that was on its way before this process subscribed again (after
+                # the channel's last socket left) is not for the new sockets; it would also
+                # block on a socket whose open() waits for that very confirmation.
+                confirmed = self._confirmed.get(key, 0)
+                targets = [s for s in self._local.get(key, []) if s.ticket <= confirmed]
             payload = json.loads(message["data"])
             for subscription in targets:
                 try:

@@ -403,3 +403,78 @@ def test_login_rate_limit_counts_across_processes(app, two_processes):
     assert [attempt(first), attempt(second)] == [401, 401]
     assert attempt(first) == 429
     assert attempt(second) == 429
+
+
+def test_sockets_of_a_vanished_process_drop_out_of_presence(make_hub, monkeypatch):
+    from app.consultation import redis_hub
+
+    monkeypatch.setattr(redis_hub, "PRESENCE_TTL_SECONDS", 1)
+    monkeypatch.setattr(redis_hub, "HEARTBEAT_SECONDS", 0.2)
+    gone, alive, observer = make_hub(poll_seconds=0.1), make_hub(poll_seconds=0.1), make_hub()
+    gone.subscribe(channel(3, "patient"), lambda m: None)
+    alive.subscribe(channel(3, "staff"), lambda m: None)
+    # A crash: the listener stops renewing, nobody unsubscribes.
+    gone._stopped.set()
+    gone._listener.join()
+    assert observer.subscribers(channel(3, "patient")) == 1
+    for _ in range(WAIT * 10):
+        if observer.subscribers(channel(3, "patient")) == 0:
+            break
+        threading.Event().wait(0.1)
+    assert observer.subscribers(channel(3, "patient")) == 0
+    threading.Event().wait(2)  # twice the TTL: only renewing keeps the living socket present
+    assert observer.subscribers(channel(3, "staff")) == 1
+
+
+def test_a_restarted_redis_gets_subscriptions_and_presence_back(tmp_path):
+    """Its own Redis (unix socket, no data kept), restarted empty under two running hubs."""
+    import shutil
+
+    import redis
+
+    from app.consultation.redis_hub import RedisHub
+
+    if shutil.which("redis-server") is None:
+        if os.environ.get("REQUIRE_REDIS") == "1":
+            pytest.fail("redis-server not installed (REQUIRE_REDIS=1)")
+        pytest.skip("redis-server not installed")
+    socket_path = tmp_path / "redis.sock"
+
+    def start():
+        process = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(socket_path),
+                                    "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                                   stdout=subprocess.DEVNULL)
+        for _ in range(WAIT * 20):
+            if socket_path.exists():
+                return process
+            threading.Event().wait(0.05)
+        process.kill()
+        raise RuntimeError("redis-server did not start")
+
+    servers = [start()]
+    hubs = []
+    try:
+        url = f"unix://{socket_path}?db=0"
+        a, b = hubs[:] = [RedisHub(url, poll_seconds=0.1), RedisHub(url, poll_seconds=0.1)]
+        got = []
+        a.subscribe("c", got.append)
+        servers[0].terminate()
+        servers[0].wait(WAIT)
+        servers.append(start())
+        for _ in range(WAIT * 10):
+            try:
+                if b.subscribers("c") == 1:
+                    break
+            except redis.ConnectionError:
+                pass  # b connects again at its next command
+            threading.Event().wait(0.1)
+        assert b.subscribers("c") == 1
+        assert b.publish("c", {"n": 1}) == 1
+        settle(a, via=b)
+        assert got == [{"n": 1}]
+    finally:
+        for hub in hubs:
+            hub.close()
+        for server in servers:
+            server.terminate()
+            server.wait(WAIT)

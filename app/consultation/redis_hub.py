@@ -227,7 +227,13 @@ class RedisHub(Hub):
         key = message["channel"]
         if message["type"] == "subscribe":
             with self._lock:
-                self._confirmed[key] = self._confirmed.get(key, 0) + 1
+                confirmed = self._confirmed.get(key, 0)
+                if confirmed >= self._issued.get(key, 0):
+                    # Not ours: redis-py subscribed again after a lost connection. Redis may
+                    # have restarted empty, so renew presence now rather than in 10 s.
+                    self._next_heartbeat = 0.0
+                else:
+                    self._confirmed[key] = confirmed + 1
                 self._lock.notify_all()
         elif message["type"] == "message":
             with self._lock:

@@ -13,6 +13,15 @@ class Tariff:
     screen_sharing: bool
     max_participants: int
 
+    @property
+    def participants(self) -> bool:
+        """Further people beyond the staff member and the patient."""
+        return self.max_participants > 2
+
+    @property
+    def extra_participants(self) -> int:
+        return max(self.max_participants - 2, 0)
+
 
 TARIFFS = {
     "basis": Tariff("basis", "Basis", sms=False, screen_sharing=False, max_participants=2),
@@ -23,6 +32,7 @@ TARIFFS = {
 FEATURE_MESSAGES = {
     "sms": _l("SMS-Einladungen sind in den Tarifen Standard und Premium enthalten."),
     "screen_sharing": _l("Bildschirm teilen ist im Tarif Premium enthalten."),
+    "participants": _l("Weitere Teilnehmer einladen ist im Tarif Premium enthalten."),
 }
 
 

@@ -17,6 +17,9 @@ CLOSE_TOO_BIG = 1009
 
 STAFF = "staff"
 PATIENT = "patient"
+# A further participant (Premium). Until the relay joins them into the call, what a
+# guest sends is checked like the patient's and then dropped: never relayed.
+GUEST = "guest"
 
 # Messages the server acts on itself.
 CONTROL = {
@@ -28,6 +31,8 @@ RELAYED = {
     STAFF: {"signal", "media-state", "screenshot-request", "screenshot-taken", "screen-share", "restart-ice"},
     PATIENT: {"signal", "media-state", "screenshot-consent", "screen-share", "restart-ice"},
 }
+CONTROL[GUEST] = set()
+RELAYED[GUEST] = RELAYED[PATIENT]
 
 
 class ProtocolError(Exception):

@@ -19,10 +19,10 @@ def _invalid_link():
 @bp.route("/j/<token>")
 @limiter.limit("30 per minute")
 def join(token):
-    appointment = services.appointment_for_token(token)
-    if appointment is None:
+    visitor = services.visitor_for_token(token)
+    if visitor is None:
         return _invalid_link()
-    services.redeem(appointment)
+    services.redeem(visitor.appointment, visitor.participant)
     return redirect(url_for("consultation.device_check"))
 
 
@@ -33,11 +33,13 @@ def _call_context(appointment, practice, role, ws_url):
 
 
 def _patient_page(template):
-    appointment = services.current_patient_appointment()
-    if appointment is None:
+    # Guests get the patient's pages; their socket knows them as "guest".
+    visitor = services.current_visitor()
+    if visitor is None:
         return _invalid_link()
+    appointment = visitor.appointment
     practice = db.session.get(Practice, appointment.practice_id)
-    return render_template(template, **_call_context(
+    return render_template(template, visitor=visitor, **_call_context(
         appointment, practice, "patient", url_for("consultation.patient_socket")))
 
 

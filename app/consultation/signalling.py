@@ -141,7 +141,14 @@ def appointment_deleted(appointment_id, app=None):
     message = {"type": "appointment-deleted"}
     hub.publish(channel(appointment_id, protocol.STAFF), message)
     hub.publish(channel(appointment_id, protocol.PATIENT), message)
+    hub.publish(channel(appointment_id, protocol.GUEST), message)
     hub.reset(appointment_id)
+
+
+def participant_removed(appointment_id, participant_id, app=None):
+    """Close the removed guest's pages (after the commit); other guests ignore it."""
+    get_hub(app).publish(channel(appointment_id, protocol.GUEST),
+                         {"type": "participant-removed", "participant_id": participant_id})
 
 
 # -- who connects --------------------------------------------------------------------
@@ -152,6 +159,9 @@ class Identity:
     appointment_id: int
     practice_id: int
     screen_sharing: bool
+    # Guests only: who they are, for the relay's tiles later.
+    participant_id: int | None = None
+    display_name: str | None = None
 
 
 def _same_origin():
@@ -179,15 +189,20 @@ def staff_identity(appointment_id):
 
 def patient_identity():
     from app.auth.models import Practice
-    from app.consultation.services import current_patient_appointment
+    from app.consultation.services import current_visitor
 
     if not _same_origin():
         return None
-    appointment = current_patient_appointment()
-    if appointment is None:
+    visitor = current_visitor()
+    if visitor is None:
         return None
+    appointment = visitor.appointment
     practice = db.session.get(Practice, appointment.practice_id)
-    return Identity(protocol.PATIENT, appointment.id, practice.id, has_feature(practice, "screen_sharing"))
+    screen_sharing = has_feature(practice, "screen_sharing")
+    if visitor.participant is not None:
+        return Identity(protocol.GUEST, appointment.id, practice.id, screen_sharing,
+                        visitor.participant.id, visitor.display_name)
+    return Identity(protocol.PATIENT, appointment.id, practice.id, screen_sharing)
 
 
 # -- one socket --------------------------------------------------------------------------
@@ -211,6 +226,7 @@ class Connection:
         self.bucket = protocol.TokenBucket()
         self.subscription = None
         aid = identity.appointment_id
+        self.guest = identity.role == protocol.GUEST
         self.own_channel = channel(aid, identity.role)
         self.peer_channel = channel(aid, other(identity.role))
 
@@ -245,6 +261,12 @@ class Connection:
 
     def deliver(self, message):
         """Hub callback (any thread)."""
+        if message.get("type") == "participant-removed":
+            if message["participant_id"] == self.identity.participant_id:
+                self.send(message)
+                self._log("participant removed, closing")
+                self.close(1000, "participant removed")
+            return
         self.send(message)
         if message.get("type") == "appointment-deleted":
             self._log("appointment deleted, closing")
@@ -254,23 +276,31 @@ class Connection:
         aid = self.identity.appointment_id
         # Subscribe and greet under the send lock: whatever is published meanwhile
         # reaches the socket after the welcome, never before it.
+        welcome = {
+            "type": "welcome",
+            "role": self.identity.role,
+            "iceServers": ice_servers(self.config, aid),
+            "state": self.hub.call_state(aid).state,
+            "features": {"screen_sharing": self.identity.screen_sharing},
+        }
+        if self.guest:
+            welcome["participant"] = {"id": self.identity.participant_id, "name": self.identity.display_name}
         with self.send_lock:
             self.subscription = self.hub.subscribe(self.own_channel, self.deliver)
-            self._send_locked({
-                "type": "welcome",
-                "role": self.identity.role,
-                "iceServers": ice_servers(self.config, aid),
-                "state": self.hub.call_state(aid).state,
-                "features": {"screen_sharing": self.identity.screen_sharing},
-                "peer_online": self.hub.subscribers(self.peer_channel) > 0,
-            })
-        self.hub.publish(self.peer_channel, {"type": "presence", "peer_online": True})
+            welcome["peer_online"] = self.hub.subscribers(self.peer_channel) > 0
+            self._send_locked(welcome)
+        if not self.guest:
+            self.hub.publish(self.peer_channel, {"type": "presence", "peer_online": True})
         self._log("connected")
 
     def cleanup(self):
         aid = self.identity.appointment_id
         if self.subscription is not None:
             self.subscription.close()
+        if self.guest:
+            # The 1:1 call neither sees guests come and go nor resets for them.
+            self._log("disconnected")
+            return
         online = self.hub.subscribers(self.own_channel) > 0
         self.hub.publish(self.peer_channel, {"type": "presence", "peer_online": online})
         if not online and self.hub.subscribers(self.peer_channel) == 0:
@@ -300,6 +330,8 @@ class Connection:
             self.handle(message)
 
     def handle(self, message):
+        if self.guest:
+            return  # checked, not relayed: guests join the call with the relay
         role, kind = self.identity.role, message["type"]
         aid = self.identity.appointment_id
         if kind == "ring":

@@ -18,6 +18,10 @@ class OutboxMessage(db.Model):
     appointment_id = db.Column(
         db.Integer, db.ForeignKey("appointment.id", ondelete="CASCADE"), index=True
     )
+    # Set for a further participant's messages; the patient's own have NULL here.
+    participant_id = db.Column(
+        db.Integer, db.ForeignKey("participant.id", ondelete="CASCADE"), index=True
+    )
     kind = db.Column(db.String(20), nullable=False)  # invitation | cancellation
     channel = db.Column(db.String(10), nullable=False)  # email | sms
     status = db.Column(db.String(10), nullable=False, default=PENDING)
@@ -32,3 +36,4 @@ class OutboxMessage(db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
     appointment = db.relationship("Appointment", back_populates="messages")
+    participant = db.relationship("Participant", back_populates="messages")

@@ -121,7 +121,8 @@ def _prepare(message):
             return lambda: _send_email(msg, message_id, None)
         return lambda: _send_sms(data["to"], data["text"])
     appointment = message.appointment
-    contact = appointment.contact
+    # The patient or a further participant: both have names, e-mail and mobile.
+    contact = message.participant or appointment.contact
     practice = db.session.get(Practice, message.practice_id)
     link = patient_link(data["token"])
     local = to_local(appointment.starts_at, practice.timezone)

@@ -29,14 +29,21 @@ def sms_available(practice):
     return True, None
 
 
-def queue_invitation(appointment, token, channels):
-    """Add one outbox entry per channel to the current transaction (no commit)."""
+def queue_invitation(appointment, token, channels, participant=None):
+    """Add one outbox entry per channel to the current transaction (no commit).
+
+    Without `participant` the message goes to the patient (the appointment's contact).
+    """
     payload = crypto.seal({"token": token})
     for channel in channels:
         db.session.add(OutboxMessage(
-            practice_id=appointment.practice_id, appointment=appointment, kind="invitation",
-            channel=channel, payload=payload,
+            practice_id=appointment.practice_id, appointment=appointment, participant=participant,
+            kind="invitation", channel=channel, payload=payload,
         ))
+
+
+def _patient_messages(appointment):
+    return [m for m in appointment.messages if m.participant_id is None and m.participant is None]
 
 
 def resend_invitation(appointment, channel):
@@ -47,7 +54,7 @@ def resend_invitation(appointment, channel):
     """
     token, token_hash = new_token()
     appointment.token_hash = token_hash
-    for message in list(appointment.messages):
+    for message in _patient_messages(appointment):
         if message.kind == "invitation" and message.status == PENDING:
             if message.channel == channel:
                 appointment.messages.remove(message)
@@ -58,30 +65,46 @@ def resend_invitation(appointment, channel):
 
 
 def queue_cancellation(appointment):
-    """Tell the patient on every channel an invitation already reached or may reach.
+    """Tell the patient and every further participant on every channel an invitation
+    already reached or may reach.
 
     The text is rendered now: the appointment is gone when the sender runs.
     """
     practice = _practice(appointment)
-    channels = sorted({m.channel for m in appointment.messages if m.kind == "invitation" and m.status != FAILED})
+    _queue_cancellation_to(appointment.contact, _patient_messages(appointment), appointment, practice)
+    for participant in appointment.participants:
+        _queue_cancellation_to(participant, participant.messages, appointment, practice)
+
+
+def queue_participant_removed(participant):
+    """Tell a participant taken off an appointment that their link no longer works."""
+    appointment = participant.appointment
+    _queue_cancellation_to(participant, participant.messages, appointment, _practice(appointment),
+                           removed=True)
+
+
+def _queue_cancellation_to(person, messages, appointment, practice, removed=False):
+    # `person` is the Contact or a Participant: both have names, email and mobile.
+    channels = sorted({m.channel for m in messages if m.kind == "invitation" and m.status != FAILED})
     if not channels:
         return
     local = to_local(appointment.starts_at, practice.timezone)
-    ctx = dict(practice=practice, contact=appointment.contact, local=local, appointment=appointment)
+    ctx = dict(practice=practice, contact=person, local=local, appointment=appointment, removed=removed)
     for channel in channels:
         if channel == "email":
             data = {
-                "to": appointment.contact.email,
-                "subject": f"Termin abgesagt: Videosprechstunde bei {practice.name}",
+                "to": person.email,
+                "subject": (f"Einladung zurückgenommen: Videosprechstunde bei {practice.name}" if removed
+                            else f"Termin abgesagt: Videosprechstunde bei {practice.name}"),
                 "text": render_template("email/cancellation.txt", **ctx),
                 "html": render_template("email/cancellation.html", **ctx),
-                # Same UID as the invitation's entry: the patient's calendar drops it.
+                # Same UID as the invitation's entry: the calendar drops it.
                 "ics": email.calendar_entry(appointment, practice, None, cancelled=True).decode(),
             }
         else:
-            if not appointment.contact.mobile:
+            if not person.mobile:
                 continue
-            data = {"to": appointment.contact.mobile, "text": render_template("sms/cancellation.txt", **ctx)}
+            data = {"to": person.mobile, "text": render_template("sms/cancellation.txt", **ctx)}
         db.session.add(OutboxMessage(
             practice_id=appointment.practice_id, appointment_id=None, kind="cancellation",
             channel=channel, payload=crypto.seal(data),
@@ -94,10 +117,12 @@ def _practice(appointment):
     return db.session.get(Practice, appointment.practice_id)
 
 
-def delivery_states(appointment):
-    """The latest invitation message per channel: what the panel shows."""
+def delivery_states(appointment, participant=None):
+    """The latest invitation message per channel of the patient (or of `participant`):
+    what the panel shows."""
+    messages = participant.messages if participant is not None else _patient_messages(appointment)
     latest = {}
-    for message in appointment.messages:
+    for message in messages:
         if message.kind == "invitation":
             latest[message.channel] = message
     return [latest[c] for c in ("email", "sms") if c in latest]

@@ -37,23 +37,15 @@ def _name(field, required_msg):
         raise ValidationError(_l("Bitte nur Buchstaben, Leerzeichen, Bindestrich und Apostroph."))
 
 
-class AppointmentForm(FlaskForm):
-    # Without a label WTForms translates a made-up one, loading its message catalog on every request.
-    contact_id = HiddenField("")
+class PersonForm(FlaskForm):
+    """Who is invited and how: the patient of an appointment or a further participant."""
+
     first_name = StringField(_l("Vorname"))
     last_name = StringField(_l("Nachname"))
     email = StringField(_l("E-Mail"))
     mobile = StringField(_l("Mobilnummer"))
-    date = StringField(_l("Datum"))
-    time = StringField(_l("Uhrzeit"))
-    duration = StringField(_l("Voraussichtliche Dauer (Minuten)"), default="15")
     send_sms = BooleanField(_l("Einladung per SMS versenden"))
     consent = BooleanField(CONSENT_TEXT)
-
-    def __init__(self, *args, practice_tz="Europe/Berlin", **kwargs):
-        super().__init__(*args, **kwargs)
-        self.practice_tz = practice_tz
-        self.starts_at_utc = None
 
     def validate_first_name(self, field):
         _name(field, _l("Bitte geben Sie den Vornamen ein."))
@@ -96,6 +88,27 @@ class AppointmentForm(FlaskForm):
             raise ValidationError(_l("Das ist keine Mobilnummer; SMS können nur an Mobilnummern gehen."))
         field.data = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
+    def validate_consent(self, field):
+        if not field.data:
+            raise ValidationError(_l("Ohne Einwilligung kann keine Einladung verschickt werden."))
+
+
+class ParticipantForm(PersonForm):
+    """A further person in a Premium call; consent and SMS as for the patient."""
+
+
+class AppointmentForm(PersonForm):
+    # Without a label WTForms translates a made-up one, loading its message catalog on every request.
+    contact_id = HiddenField("")
+    date = StringField(_l("Datum"))
+    time = StringField(_l("Uhrzeit"))
+    duration = StringField(_l("Voraussichtliche Dauer (Minuten)"), default="15")
+
+    def __init__(self, *args, practice_tz="Europe/Berlin", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.practice_tz = practice_tz
+        self.starts_at_utc = None
+
     def validate_date(self, field):
         try:
             field.parsed = date.fromisoformat((field.data or "").strip())
@@ -134,10 +147,6 @@ class AppointmentForm(FlaskForm):
                 _l("Bitte geben Sie eine Dauer zwischen %(lo)d und %(hi)d Minuten an.", lo=DURATION_MIN, hi=DURATION_MAX)
             )
         field.parsed = int(raw)
-
-    def validate_consent(self, field):
-        if not field.data:
-            raise ValidationError(_l("Ohne Einwilligung kann keine Einladung verschickt werden."))
 
     def validate_contact_id(self, field):
         raw = (field.data or "").strip()

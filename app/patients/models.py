@@ -52,9 +52,53 @@ class Appointment(db.Model):
         "OutboxMessage", back_populates="appointment", cascade="all, delete-orphan",
         passive_deletes=True, order_by="OutboxMessage.id",
     )
+    participants = db.relationship(
+        "Participant", back_populates="appointment", cascade="all, delete-orphan",
+        passive_deletes=True, order_by="Participant.id",
+    )
 
     @property
     def ends_at(self):
         from datetime import timedelta
 
         return self.starts_at + timedelta(minutes=self.duration_minutes)
+
+
+class Participant(db.Model):
+    """A further person in an appointment's call (interpreter, relative, colleague).
+
+    The patient (the appointment's contact) and the staff member are not rows here.
+    Each holds one of the tariff's extra seats: the unique (appointment, seat) pair
+    lets the database refuse two requests that take the last seat at once.
+    """
+
+    __table_args__ = (db.UniqueConstraint("appointment_id", "seat", name="uq_participant_appointment_seat"),)
+
+    id = db.Column(db.Integer, primary_key=True)
+    appointment_id = db.Column(
+        db.Integer, db.ForeignKey("appointment.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    practice_id = db.Column(
+        db.Integer, db.ForeignKey("practice.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    seat = db.Column(db.Integer, nullable=False)  # 1 .. max_participants - 2
+    first_name = db.Column(db.String(100), nullable=False)
+    last_name = db.Column(db.String(100), nullable=False)
+    email = db.Column(db.String(254), nullable=False)  # lower-cased
+    mobile = db.Column(db.String(20))  # E.164
+    # SHA-256 of the participant's own link token; the token itself is never stored.
+    token_hash = db.Column(db.String(64), nullable=False, unique=True)
+    consent_at = db.Column(db.DateTime, nullable=False)
+    consent_by_id = db.Column(db.Integer, db.ForeignKey("staff.id", ondelete="SET NULL"))
+    consent_text = db.Column(db.Text, nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    appointment = db.relationship("Appointment", back_populates="participants")
+    messages = db.relationship(
+        "OutboxMessage", back_populates="participant", cascade="all, delete-orphan",
+        passive_deletes=True, order_by="OutboxMessage.id",
+    )
+
+    @property
+    def full_name(self):
+        return f"{self.first_name} {self.last_name}"

@@ -5,8 +5,9 @@ from flask_login import current_user, login_required
 from app import invitations
 from app.invitations.models import FAILED, PENDING, SENT
 from app.patients import bp, services
-from app.patients.forms import CONSENT_TEXT, AppointmentForm
-from app.tariffs import has_feature
+from app.patients import participants as participant_services
+from app.patients.forms import CONSENT_TEXT, AppointmentForm, ParticipantForm
+from app.tariffs import has_feature, require_feature, tariff_of
 from app.web import current_practice, render, toast
 
 
@@ -98,7 +99,65 @@ def panel(contact_id):
     upcoming, past = services.contact_appointments(practice, contact)
     return render("patients/index.html", "patients/_panel.html", contact=contact,
                   appointments=upcoming, past_appointments=past,
-                  invitations_of=invitations.delivery_states, **_lists_for_page(practice))
+                  **_participants_context(practice), **_lists_for_page(practice))
+
+
+# -- further participants (Premium) ---------------------------------------------------
+
+def _participant_form(appointment):
+    # One form per appointment in the panel: the prefix keeps ids and names apart.
+    return ParticipantForm(formdata=None, prefix=f"a{appointment.id}")
+
+
+def _participants_context(practice, **extra):
+    available, reason = invitations.sms_available(practice)
+    return dict(participants_enabled=has_feature(practice, "participants"),
+                participant_form_for=_participant_form, participant_seats=tariff_of(practice).extra_participants,
+                sms_available=available, sms_reason=reason, invitations_of=invitations.delivery_states, **extra)
+
+
+def _participants_section(practice, appointment, form=None, status=200, form_error=None):
+    return render("patients/index.html", "patients/_participants.html", status=status,
+                  a=appointment, participant_form=form or _participant_form(appointment), form_error=form_error,
+                  **_participants_context(practice), **_lists_for_page(practice))
+
+
+@bp.route("/patienten/termine/<int:appointment_id>/teilnehmer", methods=["POST"])
+def add_participant(appointment_id):
+    practice = current_practice()
+    appointment = services.get_appointment(practice, appointment_id)
+    require_feature(practice, "participants")
+    form = ParticipantForm(prefix=f"a{appointment.id}")  # the panel's prefix, see _participant_form
+    valid = form.validate()
+    status = 422
+    if form.send_sms.data:
+        available, reason = invitations.sms_available(practice)
+        if not available:
+            form.send_sms.errors = list(form.send_sms.errors) + [reason]
+            valid = False
+    if not valid:
+        return _participants_section(practice, appointment, form, status)
+    try:
+        participant_services.add_participant(practice, current_user, appointment, form, str(CONSENT_TEXT))
+    except participant_services.NoSeatLeft:
+        tariff = tariff_of(practice)
+        message = _("Es können höchstens %(n)d Personen an einem Anruf teilnehmen: Sie, der Patient und "
+                    "%(extra)d weitere. Entfernen Sie zuerst einen Teilnehmer.",
+                    n=tariff.max_participants, extra=tariff.extra_participants)
+        return _participants_section(practice, appointment, form, 409, form_error=message)
+    toast(_("Der Teilnehmer wurde hinzugefügt und eingeladen."), "success")
+    return _participants_section(practice, appointment, status=201)
+
+
+@bp.route("/patienten/termine/<int:appointment_id>/teilnehmer/<int:participant_id>", methods=["DELETE"])
+@bp.route("/patienten/termine/<int:appointment_id>/teilnehmer/<int:participant_id>/entfernen", methods=["POST"])
+def remove_participant(appointment_id, participant_id):
+    practice = current_practice()
+    appointment = services.get_appointment(practice, appointment_id)
+    participant = participant_services.get_participant(practice, appointment, participant_id)
+    participant_services.remove_participant(participant)
+    toast(_("Der Teilnehmer wurde entfernt. Sein Link ist ungültig und er wird informiert."), "info")
+    return _participants_section(practice, appointment)
 
 
 @bp.route("/patienten/termine/<int:appointment_id>/zustellung")

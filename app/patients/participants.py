@@ -1,0 +1,84 @@
+"""Further participants of a Premium appointment (interpreter, relative, colleague).
+
+The staff member and the patient take two of the tariff's seats; every further
+person takes one of the rest. Seats are numbered and unique per appointment, so the
+database itself refuses a person beyond the limit, even from two requests at once.
+"""
+import logging
+
+from flask import abort
+from sqlalchemy.exc import IntegrityError
+
+from app import invitations
+from app.consultation.tokens import new_token
+from app.extensions import db
+from app.patients.models import Participant
+from app.patients.services import MAX_ID
+from app.tariffs import tariff_of
+from app.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class NoSeatLeft(Exception):
+    """Every seat of the tariff is taken."""
+
+
+def get_participant(practice, appointment, participant_id) -> Participant:
+    if not 0 < participant_id <= MAX_ID:
+        abort(404)
+    participant = db.session.execute(
+        db.select(Participant).filter_by(id=participant_id, appointment_id=appointment.id,
+                                         practice_id=practice.id)
+    ).scalar_one_or_none()
+    if participant is None:
+        abort(404)
+    return participant
+
+
+def _free_seat(appointment_id, seats):
+    taken = set(db.session.execute(
+        db.select(Participant.seat).filter_by(appointment_id=appointment_id)
+    ).scalars())
+    return next((s for s in range(1, seats + 1) if s not in taken), None)
+
+
+def add_participant(practice, staff, appointment, form, consent_text) -> Participant:
+    """Participant, link token and outbox entries in one transaction; NoSeatLeft when full."""
+    seats = tariff_of(practice).extra_participants
+    appointment_id = appointment.id
+    for attempt in range(seats + 1):
+        seat = _free_seat(appointment_id, seats)
+        if seat is None:
+            raise NoSeatLeft()
+        token, token_hash = new_token()
+        participant = Participant(
+            appointment_id=appointment_id, practice_id=practice.id, seat=seat,
+            first_name=form.first_name.data, last_name=form.last_name.data,
+            email=form.email.data, mobile=form.mobile.data or None, token_hash=token_hash,
+            consent_at=utcnow(), consent_by_id=staff.id, consent_text=consent_text,
+        )
+        db.session.add(participant)
+        channels = ["email"] + (["sms"] if form.send_sms.data else [])
+        invitations.queue_invitation(appointment, token, channels, participant=participant)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            # Another request took this seat a moment ago: look again.
+            db.session.rollback()
+            continue
+        log.info("appointment %s: participant %s added (seat %s)", appointment_id, participant.id, seat)
+        return participant
+    raise NoSeatLeft()
+
+
+def remove_participant(participant):
+    """Their link dies with the row; they are told on the channels that reached them."""
+    from app.consultation.signalling import participant_removed
+
+    appointment_id, participant_id = participant.appointment_id, participant.id
+    invitations.queue_participant_removed(participant)
+    db.session.delete(participant)
+    db.session.commit()
+    participant_removed(appointment_id, participant_id)
+    log.info("appointment %s: participant %s removed", appointment_id, participant_id)

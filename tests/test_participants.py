@@ -1,0 +1,295 @@
+"""Further participants of a Premium appointment over HTTP and real SMTP: adding them
+(each gets an own link into the device check and waiting room), the seat limit counted
+on the server, the tariff gate, tenancy, removal and deletion (link dead, told by e-mail)."""
+import logging
+import re
+import threading
+
+import pytest
+
+from app.extensions import db
+from app.invitations.models import OutboxMessage
+from app.patients.models import Participant
+from conftest import PASSWORD, Auth
+from servers import created_ids, deliver, link_in, outbox, smtp, smtp_port, text_of  # noqa: F401 - fixtures
+from test_patients_form import Html
+
+PREFIX = "a{}-"
+TARIFF_MESSAGE = "Weitere Teilnehmer einladen ist im Tarif Premium enthalten."
+FULL_MESSAGE = ("Es können höchstens 5 Personen an einem Anruf teilnehmen: Sie, der Patient und 3 weitere. "
+                "Entfernen Sie zuerst einen Teilnehmer.")
+
+
+@pytest.fixture
+def config_overrides(smtp_port):
+    return {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_port}
+
+
+def person(appointment_id, first="Jonas", last="Dolmetscher", email="Jonas@Example.org", **extra):
+    data = {"first_name": first, "last_name": last, "email": email, "mobile": "", "consent": "y", **extra}
+    return {PREFIX.format(appointment_id) + k: v for k, v in data.items() if v is not None}
+
+
+def add_url(appointment_id):
+    return f"/patienten/termine/{appointment_id}/teilnehmer"
+
+
+@pytest.fixture
+def premium(make_practice, auth, make_appointment):
+    """A Premium practice's staff logged in, with one appointment for Erika; its id."""
+    _, email = make_practice(tariff="premium")
+    assert auth.login(email).status_code == 302
+    appointment_id, _ = created_ids(make_appointment())
+    return appointment_id
+
+
+def participants(app, **filters):
+    with app.app_context():
+        return [(p.first_name, p.last_name, p.email, p.mobile, p.seat)
+                for p in db.session.execute(db.select(Participant).filter_by(**filters)
+                                            .order_by(Participant.id)).scalars()]
+
+
+def deliver_all(app, smtp, count):
+    assert deliver(app) == count
+    return smtp.wait_for(count)
+
+
+def test_panel_offers_the_form_on_premium(app, auth, premium):
+    contact_id = _contact_id(app, premium)
+    page = Html(auth.get(f"/patienten/kontakte/{contact_id}").get_data(as_text=True))
+    section = page.by_id(f"appointment-{premium}-participants")
+    assert "Teilnehmer hinzufügen" in section["text"]
+    for name in ("first_name", "last_name", "email", "mobile", "send_sms", "consent"):
+        assert page.find_all("input", name=PREFIX.format(premium) + name)
+
+
+def _contact_id(app, appointment_id):
+    from app.patients.models import Appointment
+
+    with app.app_context():
+        return db.session.get(Appointment, appointment_id).contact_id
+
+
+def test_added_participant_gets_own_link_by_email(app, auth, premium, smtp):
+    deliver_all(app, smtp, 1)  # the patient's invitation
+    response = auth.post(add_url(premium), data=person(premium))
+    assert response.status_code == 201, response.get_data(as_text=True)
+    page = Html(response.get_data(as_text=True))
+    assert "Jonas Dolmetscher" in page.by_id(f"appointment-{premium}-participants")["text"]
+    assert participants(app) == [("Jonas", "Dolmetscher", "jonas@example.org", None, 1)]
+
+    rows = outbox(app, kind="invitation")
+    assert [(r.channel, r.participant_id is not None) for r in rows] == [("email", False), ("email", True)]
+
+    assert deliver(app) == 1
+    message = smtp.wait_for(2)[1]
+    assert smtp.envelopes[1][1] == ["jonas@example.org"]
+    text = text_of(message)
+    assert "Guten Tag Jonas Dolmetscher" in text
+    link, path = link_in(text)
+    patient_link, _ = link_in(text_of(smtp.messages[0]))
+    assert link != patient_link
+
+    guest = app.test_client()
+    response = guest.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/sprechstunde/geraetetest"
+    assert guest.get("/sprechstunde/geraetetest").status_code == 200
+    waiting = guest.get("/sprechstunde").get_data(as_text=True)
+    assert "Ihre Praxis ruft Sie gleich an" in waiting
+    # A guest is not the patient: the patient's chat stays closed to them.
+    assert guest.get("/sprechstunde/chat/nachrichten").status_code == 404
+
+
+def test_sms_on_request_too(app, auth, premium):
+    app.config.update(VONAGE_API_KEY="k", VONAGE_API_SECRET="s", VONAGE_REST_HOST="127.0.0.1:9")
+    response = auth.post(add_url(premium), data=person(premium, mobile="0151 23456789", send_sms="y"))
+    assert response.status_code == 201
+    assert participants(app)[0][3] == "+4915123456789"
+    rows = [r for r in outbox(app, kind="invitation") if r.participant_id]
+    assert sorted(r.channel for r in rows) == ["email", "sms"]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("first_name", "", "Bitte geben Sie den Vornamen ein."),
+    ("last_name", "<b>", "Bitte nur Buchstaben, Leerzeichen, Bindestrich und Apostroph."),
+    ("email", "kein-at", "Bitte geben Sie eine gültige E-Mail-Adresse ein, z. B. name@beispiel.de."),
+    ("mobile", "030 1234567", "Das ist keine Mobilnummer; SMS können nur an Mobilnummern gehen."),
+    ("consent", None, "Ohne Einwilligung kann keine Einladung verschickt werden."),
+])
+def test_bad_input_answers_422_beside_the_field(app, auth, premium, field, value, message):
+    before = outbox(app)
+    response = auth.post(add_url(premium), data=person(premium, **{field: value}))
+    assert response.status_code == 422
+    page = Html(response.get_data(as_text=True))
+    assert page.text(f"{PREFIX.format(premium)}{field}-error") == message
+    assert page.error_ids() == {f"{PREFIX.format(premium)}{field}-error"}
+    if value:
+        assert page.value(PREFIX.format(premium) + field) == value
+    assert participants(app) == []
+    assert len(outbox(app)) == len(before)
+
+
+def test_sixth_person_is_refused(app, auth, premium):
+    for i in range(3):
+        assert auth.post(add_url(premium), data=person(premium, first=f"P{'abc'[i]}")).status_code == 201
+    response = auth.post(add_url(premium), data=person(premium, first="Sechster"))
+    assert response.status_code == 409
+    page = Html(response.get_data(as_text=True))
+    assert page.text(f"appointment-{premium}-participant-error") == FULL_MESSAGE
+    assert page.value(PREFIX.format(premium) + "first_name") == "Sechster"
+    assert [p[0] for p in participants(app)] == ["Pa", "Pb", "Pc"]
+
+
+def test_last_seat_taken_by_two_requests_at_once(app, auth, premium, client):
+    for first in ("Pa", "Pb"):
+        assert auth.post(add_url(premium), data=person(premium, first=first)).status_code == 201
+    # A second browser of the same staff member.
+    other = Auth(app.test_client())
+    other.login(auth_email(app))
+    barrier = threading.Barrier(2)
+    statuses = []
+
+    def add(who, first):
+        barrier.wait()
+        statuses.append(who.post(add_url(premium), data=person(premium, first=first)).status_code)
+
+    threads = [threading.Thread(target=add, args=(who, f)) for who, f in ((auth, "Pc"), (other, "Pd"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [201, 409]
+    assert sorted(p[4] for p in participants(app)) == [1, 2, 3]
+
+
+def auth_email(app):
+    from app.auth.models import Staff
+
+    with app.app_context():
+        return db.session.execute(db.select(Staff.email)).scalars().first()
+
+
+@pytest.mark.parametrize("tariff", ["basis", "standard"])
+def test_basis_and_standard_refused(app, auth, make_practice, make_appointment, tariff):
+    _, email = make_practice(tariff=tariff)
+    assert auth.login(email).status_code == 302
+    appointment_id, contact_id = created_ids(make_appointment())
+    panel = auth.get(f"/patienten/kontakte/{contact_id}").get_data(as_text=True)
+    assert "Teilnehmer hinzufügen" not in panel
+    before = outbox(app)
+    response = auth.post(add_url(appointment_id), data=person(appointment_id))
+    assert response.status_code == 403
+    assert TARIFF_MESSAGE in response.get_data(as_text=True)
+    assert participants(app) == []
+    assert len(outbox(app)) == len(before)
+
+
+def test_other_practice_gets_404(app, auth, premium, make_practice):
+    assert auth.post(add_url(premium), data=person(premium)).status_code == 201
+    (participant_id,) = _participant_ids(app)
+    _, email = make_practice(tariff="premium")
+    intruder = Auth(app.test_client())
+    assert intruder.login(email).status_code == 302
+    assert intruder.post(add_url(premium), data=person(premium, first="Fremd")).status_code == 404
+    assert intruder.delete(f"{add_url(premium)}/{participant_id}").status_code == 404
+    assert intruder.post(f"{add_url(premium)}/{participant_id}/entfernen").status_code == 404
+    # Own appointment id, but another appointment's participant.
+    assert auth.delete(f"{add_url(premium)}/{participant_id + 1}").status_code == 404
+    assert auth.delete(f"{add_url(premium)}/{2**40}").status_code == 404
+    assert len(participants(app)) == 1
+
+
+def _participant_ids(app):
+    with app.app_context():
+        return db.session.execute(db.select(Participant.id).order_by(Participant.id)).scalars().all()
+
+
+def _guest_link(app, smtp, premium, auth, count):
+    assert auth.post(add_url(premium), data=person(premium)).status_code == 201
+    deliver_all(app, smtp, count)
+    _, path = link_in(text_of(smtp.messages[count - 1]))
+    guest = app.test_client()
+    assert guest.get(path).status_code == 302
+    assert guest.get("/sprechstunde").status_code == 200
+    return path, guest
+
+
+def test_removed_participant_loses_link_and_is_told(app, auth, premium, smtp):
+    path, guest = _guest_link(app, smtp, premium, auth, 2)
+    (participant_id,) = _participant_ids(app)
+    response = auth.delete(f"{add_url(premium)}/{participant_id}")
+    assert response.status_code == 200
+    assert "Jonas Dolmetscher" not in Html(response.get_data(as_text=True)).by_id(
+        f"appointment-{premium}-participants")["text"]
+    assert participants(app) == []
+    assert guest.get("/sprechstunde").status_code == 404
+    assert app.test_client().get(path).status_code == 404
+    # The patient's link still works.
+    patient = app.test_client()
+    _, patient_path = link_in(text_of(smtp.messages[0]))
+    assert patient.get(patient_path).status_code == 302
+
+    assert deliver(app) == 1
+    message = smtp.wait_for(3)[2]
+    assert smtp.envelopes[2][1] == ["jonas@example.org"]
+    assert message["Subject"].startswith("Einladung zurückgenommen")
+    assert "wurde zurückgenommen" in text_of(message)
+
+
+def test_deleted_appointment_kills_guest_links_and_tells_everyone(app, auth, premium, smtp):
+    path, guest = _guest_link(app, smtp, premium, auth, 2)
+    assert auth.delete(f"/patienten/termine/{premium}").status_code == 200
+    assert participants(app) == []
+    assert guest.get("/sprechstunde").status_code == 404
+    assert app.test_client().get(path).status_code == 404
+    assert deliver(app) == 2
+    smtp.wait_for(4)
+    recipients = sorted(e[1][0] for e in smtp.envelopes[2:4])
+    assert recipients == ["erika@example.org", "jonas@example.org"]
+    for message in smtp.messages[2:]:
+        assert message["Subject"].startswith("Termin abgesagt")
+
+
+def test_no_participant_data_in_logs(app, auth, premium, smtp, caplog):
+    caplog.set_level(logging.DEBUG)
+    path, _ = _guest_link(app, smtp, premium, auth, 2)
+    (participant_id,) = _participant_ids(app)
+    assert auth.delete(f"{add_url(premium)}/{participant_id}").status_code == 200
+    deliver(app)
+    smtp.wait_for(3)
+    token = path.rsplit("/", 1)[1]
+    # The app's records; the SMTP stand-in ("mail.log") logs whole messages by design.
+    text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("mail."))
+    assert f"participant {participant_id} removed" in text  # what happened is logged, by id
+    for secret in ("Jonas", "Dolmetscher", "jonas@example.org", "Jonas@Example.org", token):
+        assert secret not in text
+
+
+def test_guest_socket_is_known_as_guest_and_leaves_the_call_alone(app, auth, premium):
+    from tests.live import LiveServer, invitation_token
+
+    assert auth.post(add_url(premium), data=person(premium)).status_code == 201
+    guest = app.test_client()
+    assert guest.get(f"/j/{invitation_token(app, premium)}").status_code == 302
+    live = LiveServer(app)
+    try:
+        staff_ws = live.connect(f"/ws/anruf/{premium}", auth.client)
+        assert staff_ws.expect("welcome")["peer_online"] is False
+        guest_ws = live.connect("/ws/sprechstunde", guest)
+        welcome = guest_ws.expect("welcome")
+        assert welcome["role"] == "guest"
+        assert welcome["participant"]["name"] == "Jonas Dolmetscher"
+        assert welcome["peer_online"] is True
+        guest_ws.send({"type": "media-state", "camera": True, "mic": True, "screen": False})
+        # A guest is not the patient: ringing finds nobody to ring, and no presence came first.
+        staff_ws.send({"type": "ring"})
+        assert staff_ws.recv() == {"type": "call-state", "state": "offline"}
+
+        (participant_id,) = _participant_ids(app)
+        assert auth.delete(f"{add_url(premium)}/{participant_id}").status_code == 200
+        assert guest_ws.expect("participant-removed")["participant_id"] == participant_id
+        assert guest_ws.closed_with() == 1000
+    finally:
+        live.stop()

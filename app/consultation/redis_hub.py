@@ -78,7 +78,7 @@ class RedisHub(Hub):
         self.prefix = prefix
         self.poll_seconds = poll_seconds
         self.redis = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
-        self.redis.ping()  # a wrong HUB_URL fails at the first socket, not at the first ring
+        self.redis.ping()  # a wrong HUB_URL fails here, before a thread starts
         self._pubsub = self.redis.pubsub()
         self._cas = self.redis.register_script(_CAS)
         self._reset = self.redis.register_script(_RESET)
@@ -117,7 +117,6 @@ class RedisHub(Hub):
     def subscribe(self, channel, deliver):
         key = self._channel_key(channel)
         subscription = _RedisSubscription(self, key, f"{self._id}:{next(self._numbers)}", deliver)
-        self._mark_present([(self._presence_key(channel), subscription.member)])
         with self._lock:
             subscriptions = self._local.get(key)
             self._local[key] = (subscriptions or []) + [subscription]
@@ -132,6 +131,8 @@ class RedisHub(Hub):
         if not confirmed:
             subscription.close()
             raise redis.TimeoutError(f"no subscription confirmed for {channel}")
+        # Present only once it can receive: a peer that sees it may send at once.
+        self._mark_present([(self._presence_key(channel), subscription.member)])
         return subscription
 
     def _unsubscribe(self, subscription):
@@ -144,6 +145,10 @@ class RedisHub(Hub):
                 self._local[subscription.key] = remaining
             else:
                 self._local.pop(subscription.key, None)
+                # Counting starts afresh with the next SUBSCRIBE: a long-running process
+                # must not keep a counter for every appointment it ever served.
+                self._issued.pop(subscription.key, None)
+                self._confirmed.pop(subscription.key, None)
                 self._pubsub.unsubscribe(subscription.key)
         channel = subscription.key[len(self._channel_key("")):]
         self.redis.zrem(self._presence_key(channel), subscription.member)
@@ -232,6 +237,8 @@ class RedisHub(Hub):
                     # Not ours: redis-py subscribed again after a lost connection. Redis may
                     # have restarted empty, so renew presence now rather than in 10 s.
                     self._next_heartbeat = 0.0
+                    if key not in self._local:
+                        self._pubsub.unsubscribe(key)  # its last socket left meanwhile
                 else:
                     self._confirmed[key] = confirmed + 1
                 self._lock.notify_all()

@@ -258,7 +258,7 @@ def checkout(tmp_path):
 def start_run(checkout, tmp_path, **env):
     port, relay_port = free_port(), free_port()
     udp_min, udp_max = free_udp_range()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "FLASK_"))}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "FLASK_", "SPRECHZIMMER_"))}
     environ.update({
         "SKIP_INSTALL": "1", "PORT": str(port), "RELAY_CONTROL_PORT": str(relay_port),
         "RELAY_UDP_PORT_MIN": str(udp_min), "RELAY_UDP_PORT_MAX": str(udp_max),

@@ -109,11 +109,11 @@ def _participant_form(appointment):
     return ParticipantForm(formdata=None, prefix=f"a{appointment.id}")
 
 
-def _participants_context(practice, **extra):
+def _participants_context(practice):
     available, reason = invitations.sms_available(practice)
     return dict(participants_enabled=has_feature(practice, "participants"),
                 participant_form_for=_participant_form, participant_seats=tariff_of(practice).extra_participants,
-                sms_available=available, sms_reason=reason, invitations_of=invitations.delivery_states, **extra)
+                sms_available=available, sms_reason=reason, invitations_of=invitations.delivery_states)
 
 
 def _participants_section(practice, appointment, form=None, status=200, form_error=None):
@@ -129,14 +129,14 @@ def add_participant(appointment_id):
     require_feature(practice, "participants")
     form = ParticipantForm(prefix=f"a{appointment.id}")  # the panel's prefix, see _participant_form
     valid = form.validate()
-    status = 422
     if form.send_sms.data:
+        # Premium includes SMS: only a server without Vonage keys refuses it.
         available, reason = invitations.sms_available(practice)
         if not available:
             form.send_sms.errors = list(form.send_sms.errors) + [reason]
             valid = False
     if not valid:
-        return _participants_section(practice, appointment, form, status)
+        return _participants_section(practice, appointment, form, 422)
     try:
         participant_services.add_participant(practice, current_user, appointment, form, str(CONSENT_TEXT))
     except participant_services.NoSeatLeft:

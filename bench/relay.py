@@ -600,8 +600,10 @@ async def run(args):
         pairs = [(r, j) for r in relay_results for j in janus_results
                  if r["rooms"] == j["rooms"] and not (r["saturated"] or j["saturated"])]
         for r, j in pairs:
-            caveat = "" if min(r["min_fps"], j["min_fps"]) >= MIN_FPS else (
-                f"  (min fps {r['min_fps']:.1f} / {j['min_fps']:.1f})")
+            clean = min(r["min_fps"], j["min_fps"]) >= MIN_FPS and not (r["errors"] or j["errors"])
+            caveat = "" if clean else (
+                f"  (min fps {r['min_fps']:.1f} / {j['min_fps']:.1f}, "
+                f"rcvbuf errors {r['errors']} / {j['errors']})")
             print(f"ratio media_relay / Janus µs per packet at {r['rooms']} room(s): "
                   f"{r['us'] / j['us']:.2f} ({r['us']:.1f} / {j['us']:.1f} µs){caveat}")
         if not pairs:

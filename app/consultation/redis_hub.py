@@ -13,6 +13,9 @@ the prefix (HUB_PREFIX), and every key has a TTL, so nothing lingers after a cra
 - ``<prefix>call:<appointment id>``: ``"<state>:<version>"``, changed only by Lua
   scripts, so compare-and-set is atomic across processes.
 - ``<prefix>ring-deadlines``: see ``time_out_ring``.
+
+Presence and deadlines are scored with each process's own clock: the machines must keep
+time (NTP); a skew of a second moves a ring timeout by a second, nothing worse.
 """
 import itertools
 import json

@@ -57,16 +57,6 @@ def create_practice(name, tariff, staff_email, staff_name, password, timezone="E
     return practice, staff
 
 
-def add_staff(practice, email, name, password):
-    if len(password) < 10:
-        raise AccountError("password must have at least 10 characters")
-    staff = Staff(practice=practice, email=email.strip().lower(), name=name.strip(),
-                  password_hash=hash_password(password))
-    db.session.add(staff)
-    db.session.commit()
-    return staff
-
-
 def set_tariff(practice_id, tariff):
     if tariff not in TARIFFS:
         raise AccountError(f"unknown tariff {tariff!r}; choose one of {', '.join(TARIFFS)}")

@@ -128,9 +128,3 @@ def delivery_states(appointment, participant=None):
     return [latest[c] for c in ("email", "sms") if c in latest]
 
 
-def messages_final(message_ids, practice_id):
-    rows = db.session.execute(
-        db.select(OutboxMessage).where(OutboxMessage.id.in_(message_ids), OutboxMessage.practice_id == practice_id)
-    ).scalars().all()
-    return rows
-

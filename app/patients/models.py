@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from app.extensions import db
 from app.timeutil import utcnow
 
@@ -59,8 +61,6 @@ class Appointment(db.Model):
 
     @property
     def ends_at(self):
-        from datetime import timedelta
-
         return self.starts_at + timedelta(minutes=self.duration_minutes)
 
 

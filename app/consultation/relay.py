@@ -93,6 +93,28 @@ def leave(room, participant_id):
             raise
 
 
+def room(room_id_):
+    """The relay's view of a room: {"room", "max_participants", "participants": [
+    {"participant", "state", "publications", "slots": [{"mid", "kind", "participant",
+    "publication"}]}]}; RelayRejected("no_room") when the relay does not hold it."""
+    return _request("room", room_id_)
+
+
+def close_room(appointment_id):
+    """The call is over: free the relay's ports at once. A room the relay does not hold
+    (never created, or the relay restarted) is fine; a relay that cannot be reached is
+    logged, not raised: it frees the room when its participants' connections fail."""
+    if not current_app.config.get("RELAY_SECRET"):
+        return
+    try:
+        _request("close_room", room_id(appointment_id))
+    except RelayRejected as exc:
+        if exc.reason != "no_room":
+            logger.warning("media relay kept room of appointment %s: %s", appointment_id, exc.reason)
+    except RelayError as exc:
+        logger.warning("media relay room of appointment %s not closed: %s", appointment_id, exc.reason)
+
+
 def status():
     """{"rooms", "max_rooms", "participants"}."""
     return _request("status")

@@ -1,5 +1,6 @@
-"""Real Chromium against the real app: gunicorn and the outbox sender as subprocesses,
-e-mails to a local aiosmtpd. Later call tests reuse these fixtures.
+"""Real Chromium against the real app: gunicorn, the outbox sender and the media relay
+(`python -m media_relay`, for group calls) as subprocesses, e-mails to a local
+aiosmtpd. Later call tests reuse these fixtures.
 
 Without /usr/bin/chromium the whole package skips with the reason; CI sets
 REQUIRE_BROWSER=1 so that a missing browser fails instead.
@@ -18,16 +19,24 @@ import pytest
 
 from tests.servers import SmtpServer, free_port
 
+# A hang guard for process starts, not a speed check.
+UP_TIMEOUT = 30
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--no-first-run", "--disable-sync", "--disable-quic",
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    # Chromium hides its host candidates behind mDNS names (<uuid>.local) by default.
+    # Another Chromium resolves them, the relay (aioice) does not: with plain IPs the
+    # relay can answer the browser's loopback candidates.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 PASSWORD = "e2e-passwort-1"
 PRACTICES = {
     "premium": ("Praxis Dr. Premium", "premium@praxis.example"),
+    "standard": ("Praxis Dr. Standard", "standard@praxis.example"),
     "basis": ("Praxis Dr. Basis", "basis@praxis.example"),
 }
 LINK_RE = re.compile(r"https?://[^\s\"'<>]+/j/[A-Za-z0-9_-]{43}")
@@ -67,6 +76,24 @@ class Mailbox(SmtpServer):
         return links.pop()
 
 
+def free_udp_range(size, start):
+    """A block of UDP ports free right now on loopback. tests/relay uses fixed ports and
+    test_relay_adapter scans from 44000; starting elsewhere keeps parallel runs apart."""
+    for base in range(start, 60000, size):
+        sockets = []
+        try:
+            for port in range(base, base + size):
+                sockets.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                sockets[-1].bind(("127.0.0.1", port))
+            return base, base + size - 1
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free UDP port range")
+
+
 @pytest.fixture(scope="package")
 def smtp():
     server = Mailbox().start()
@@ -103,20 +130,32 @@ class LiveServer:
         path = self.log_dir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
-    def wait_until_up(self, timeout=30.0):
-        port = urlsplit(self.base_url).port
+    def wait_until_up(self, timeout=UP_TIMEOUT):
+        """Until the app and the relay accept connections (their sockets listen only once
+        they are ready)."""
+        waiting = {"web": urlsplit(self.base_url).port, "relay": urlsplit(self.env["RELAY_URL"]).port}
         deadline = time.monotonic() + timeout
-        while True:
+        while waiting:
             for name, process in self.processes:
                 if process.poll() is not None:
                     raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log_tail(name)}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the app did not answer on port {port}:\n{self.log_tail('web')}") from None
+            for name, port in list(waiting.items()):
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        del waiting[name]
+                except OSError:
+                    pass
+            if waiting and time.monotonic() > deadline:
+                raise RuntimeError("no answer from " + ", ".join(
+                    f"{name} on port {port}:\n{self.log_tail(name)}" for name, port in waiting.items()))
+            if waiting:
                 time.sleep(0.05)
+
+    def relay(self):
+        """A client of the relay's control interface (rooms as the relay sees them)."""
+        from media_relay.client import RelayClient
+
+        return RelayClient("127.0.0.1", urlsplit(self.env["RELAY_URL"]).port, self.env["RELAY_SECRET"].encode())
 
     def stop(self):
         for _, process in reversed(self.processes):
@@ -132,9 +171,11 @@ class LiveServer:
 @pytest.fixture(scope="package")
 def live_server(smtp, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live")
-    port = free_port()
+    port, relay_port = free_port(), free_port()
+    # Five browsers take one bundled port each at the relay; room to spare for rejoins.
+    udp_min, udp_max = free_udp_range(40, start=47000)
     base_url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VONAGE_", "FLASK_", "MAIL_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VONAGE_", "FLASK_", "MAIL_", "RELAY_"))}
     env.update(
         FLASK_APP="wsgi.py",
         PYTHONPATH=str(ROOT),
@@ -150,6 +191,13 @@ def live_server(smtp, tmp_path_factory):
         # Every test logs in through the form; the product's 10 per minute would
         # make a growing suite trip over its own logins.
         LOGIN_RATE_LIMIT="200 per minute",
+        # The relay as ./run starts it; the app and the relay share the secret.
+        RELAY_SECRET="e2e-relay-" + os.urandom(16).hex(),
+        RELAY_URL=f"http://127.0.0.1:{relay_port}",
+        RELAY_CONTROL_PORT=str(relay_port),
+        RELAY_UDP_PORT_MIN=str(udp_min),
+        RELAY_UDP_PORT_MAX=str(udp_max),
+        RELAY_BIND_IP="127.0.0.1",
     )
     server = LiveServer(base_url, env, tmp)
     server.flask("db", "upgrade")
@@ -158,6 +206,7 @@ def live_server(smtp, tmp_path_factory):
         server.start("web", ["gunicorn", "--workers", "1", "--worker-class", "gthread", "--threads", "64",
                              "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5", "wsgi:app"])
         server.start("outbox", ["flask", "outbox", "work"])
+        server.start("relay", ["media_relay"])
         # Each CLI run starts the app anew; side by side they cost the time of one.
         with ThreadPoolExecutor() as pool:
             list(pool.map(lambda item: server.flask(
@@ -221,14 +270,17 @@ def new_page(browser, live_server):
     return context, page
 
 
+def check_watch(watch, who="page"):
+    assert not watch.unexpected_console_errors(), f"{who}: console errors: {watch.unexpected_console_errors()}"
+    assert not watch.broken, f"{who}: failed loads: {watch.broken}"
+    assert not watch.foreign_hosts(), f"{who}: requests left 127.0.0.1: {watch.foreign_hosts()}"
+
+
 def _checked_page(browser, live_server):
     context, page = new_page(browser, live_server)
     yield page
     context.close()
-    watch = page.watch
-    assert not watch.unexpected_console_errors(), f"console errors: {watch.unexpected_console_errors()}"
-    assert not watch.broken, f"failed loads: {watch.broken}"
-    assert not watch.foreign_hosts(), f"requests left 127.0.0.1: {watch.foreign_hosts()}"
+    check_watch(page.watch)
 
 
 @pytest.fixture
@@ -242,6 +294,24 @@ def page(browser, live_server):
 def other_page(browser, live_server):
     """A second, independent context, e.g. the patient opening a link; checked the same way."""
     yield from _checked_page(browser, live_server)
+
+
+@pytest.fixture
+def more_pages(browser, live_server):
+    """more_pages() -> one more independent context's page (group calls need up to five);
+    all are closed and checked like `page` after the test."""
+    opened = []
+
+    def open_page():
+        context, page = new_page(browser, live_server)
+        opened.append((context, page))
+        return page
+
+    yield open_page
+    for context, _ in opened:
+        context.close()
+    for number, (_, page) in enumerate(opened, 1):
+        check_watch(page.watch, f"page {number}")
 
 
 def login(page, email, password=PASSWORD):

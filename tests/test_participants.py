@@ -282,12 +282,16 @@ def test_guest_socket_is_known_as_guest_and_leaves_the_call_alone(app, auth, pre
         assert welcome["role"] == "guest"
         assert welcome["participant"]["name"] == "Jonas Dolmetscher"
         assert welcome["peer_online"] is True
+        (participant_id,) = _participant_ids(app)
+        assert welcome["key"] == f"guest-{participant_id}"
+        # A guest's camera and microphone state reach the others, marked with its key.
         guest_ws.send({"type": "media-state", "camera": True, "mic": True, "screen": False})
+        assert staff_ws.recv() == {"type": "media-state", "camera": True, "mic": True, "screen": False,
+                                   "from": f"guest-{participant_id}"}
         # A guest is not the patient: ringing finds nobody to ring, and no presence came first.
         staff_ws.send({"type": "ring"})
         assert staff_ws.recv() == {"type": "call-state", "state": "offline"}
 
-        (participant_id,) = _participant_ids(app)
         assert auth.delete(f"{add_url(premium)}/{participant_id}").status_code == 200
         assert guest_ws.expect("participant-removed")["participant_id"] == participant_id
         assert guest_ws.closed_with() == 1000

@@ -77,10 +77,12 @@ def ring_and_wait(staff, patient):
 def test_welcome_tells_role_state_features_and_presence(make_call):
     call = make_call("premium")
     staff = call.staff_ws()
-    assert staff.welcome == {"type": "welcome", "role": "staff", "iceServers": [], "state": "idle",
-                             "features": {"screen_sharing": True}, "peer_online": False}
+    assert staff.welcome == {"type": "welcome", "role": "staff", "key": "staff", "iceServers": [],
+                             "state": "idle", "features": {"screen_sharing": True}, "peer_online": False,
+                             "group": True, "maxParticipants": 5, "relay": False}
     patient = call.patient_ws()
     assert patient.welcome["role"] == "patient"
+    assert patient.welcome["key"] == "patient"
     assert patient.welcome["peer_online"] is True
     staff.expect("presence", peer_online=True)
     patient.ws.close()
@@ -119,7 +121,8 @@ def test_patient_of_one_appointment_cannot_reach_another(make_call):
     staff_a.expect("media-state", camera=False)
     patient_b.send({"type": "media-state", "camera": True, "mic": False, "screen": False})
     # B's staff gets B's message first: A's, handled before it, never came here.
-    assert staff_b.expect("media-state") == {"type": "media-state", "camera": True, "mic": False, "screen": False}
+    assert staff_b.expect("media-state") == {"type": "media-state", "camera": True, "mic": False,
+                                             "screen": False, "from": "patient"}
 
 
 def test_resent_link_ends_the_old_patient_session(make_call, live):
@@ -283,7 +286,7 @@ def test_screen_sharing_follows_the_tariff(make_call, tariff, allowed):
     staff.send({"type": "screen-share", "active": True})
     if allowed:
         staff.expect("screen-share-ok")
-        assert patient.expect("screen-share") == {"type": "screen-share", "active": True}
+        assert patient.expect("screen-share") == {"type": "screen-share", "active": True, "from": "staff"}
     else:
         error = staff.expect("error")
         assert error["code"] == "tariff"

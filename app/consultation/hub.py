@@ -39,6 +39,7 @@ def publish_state(hub, appointment_id, state):
     message = {"type": "call-state", "state": state}
     hub.publish(channel(appointment_id, protocol.STAFF), message)
     hub.publish(channel(appointment_id, protocol.PATIENT), message)
+    hub.publish(channel(appointment_id, protocol.GUEST), message)
 
 
 def ring_timed_out(hub, appointment_id, ringing):

@@ -17,22 +17,21 @@ CLOSE_TOO_BIG = 1009
 
 STAFF = "staff"
 PATIENT = "patient"
-# A further participant (Premium). Until the relay joins them into the call, what a
-# guest sends is checked like the patient's and then dropped: never relayed.
+# A further participant (Premium): takes part only in a group call through the relay.
 GUEST = "guest"
 
 # Messages the server acts on itself.
 CONTROL = {
-    STAFF: {"ring", "cancel", "hangup"},
-    PATIENT: {"accept", "decline", "hangup"},
+    STAFF: {"ring", "cancel", "hangup", "relay-offer"},
+    PATIENT: {"accept", "decline", "hangup", "relay-offer"},
+    GUEST: {"accept", "decline", "hangup", "relay-offer"},
 }
-# Messages relayed unchanged to the other side after the check.
+# Messages relayed to the other side(s) after the check.
 RELAYED = {
     STAFF: {"signal", "media-state", "screenshot-request", "screenshot-taken", "screen-share", "restart-ice"},
     PATIENT: {"signal", "media-state", "screenshot-consent", "screen-share", "restart-ice"},
+    GUEST: {"media-state", "screen-share"},
 }
-CONTROL[GUEST] = set()
-RELAYED[GUEST] = RELAYED[PATIENT]
 
 
 class ProtocolError(Exception):
@@ -102,10 +101,17 @@ def _bare(message):
     _keys(message, {"type"})
 
 
+def _check_relay_offer(message):
+    _keys(message, {"type", "sdp"})
+    if not _is_str(message["sdp"]) or not message["sdp"].startswith("v=0"):
+        raise _invalid("sdp")
+
+
 CHECKS = {
     "ring": _bare, "cancel": _bare, "hangup": _bare, "accept": _bare, "decline": _bare,
     "screenshot-request": _bare, "screenshot-taken": _bare, "restart-ice": _bare,
     "signal": _check_signal,
+    "relay-offer": _check_relay_offer,
     "media-state": _bool_fields("camera", "mic", "screen"),
     "screenshot-consent": _bool_fields("granted"),
     "screen-share": _bool_fields("active"),

@@ -20,13 +20,13 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.exceptions import NotFound
 
-from app.consultation import protocol
+from app.consultation import group, protocol, relay
 from app.consultation.hub import (
     ACCEPTED, DECLINED, ENDED, IDLE, OFFLINE, RINGING, InProcessHub, channel, publish_state,
 )
 from app.consultation.hub import ring_timed_out as _ring_timeout  # noqa: F401 - tests call it
 from app.extensions import db
-from app.tariffs import FEATURE_MESSAGES, has_feature
+from app.tariffs import FEATURE_MESSAGES, TARIFFS, has_feature
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def ring(hub, appointment_id, timeout_seconds):
     return new
 
 
-def transition(hub, appointment_id, allowed_from, target):
+def transition(hub, appointment_id, allowed_from, target, group_calls=False):
     """Move to ``target`` from one of ``allowed_from``; the new state or None."""
     while True:
         current = hub.call_state(appointment_id)
@@ -126,6 +126,8 @@ def transition(hub, appointment_id, allowed_from, target):
         new = hub.compare_and_set(appointment_id, current, target)
         if new is not None:
             log.info("appointment %s: %s", appointment_id, target)
+            if target == ENDED and group_calls:
+                group.end(appointment_id)
             publish_state(hub, appointment_id, target)
             return new
 
@@ -143,6 +145,7 @@ def appointment_deleted(appointment_id, app=None):
     hub.publish(channel(appointment_id, protocol.PATIENT), message)
     hub.publish(channel(appointment_id, protocol.GUEST), message)
     hub.reset(appointment_id)
+    relay.close_room(appointment_id)
 
 
 def participant_removed(appointment_id, participant_id, app=None):
@@ -159,9 +162,24 @@ class Identity:
     appointment_id: int
     practice_id: int
     screen_sharing: bool
-    # Guests only: who they are, for the relay's tiles later.
+    # The tariff's limit; more than two means group calls through the relay.
+    max_participants: int = 2
+    # Guests only: who they are.
     participant_id: int | None = None
     display_name: str | None = None
+
+    @property
+    def group_calls(self):
+        return self.max_participants > 2
+
+    @property
+    def key(self):
+        return group.key_for(self)
+
+
+def _max_participants(practice):
+    tariff = TARIFFS.get(practice.tariff)
+    return tariff.max_participants if tariff else 2
 
 
 def _same_origin():
@@ -184,7 +202,8 @@ def staff_identity(appointment_id):
         appointment = get_appointment(practice, appointment_id)
     except NotFound:
         return None
-    return Identity(protocol.STAFF, appointment.id, practice.id, has_feature(practice, "screen_sharing"))
+    return Identity(protocol.STAFF, appointment.id, practice.id, has_feature(practice, "screen_sharing"),
+                    _max_participants(practice))
 
 
 def patient_identity():
@@ -199,10 +218,11 @@ def patient_identity():
     appointment = visitor.appointment
     practice = db.session.get(Practice, appointment.practice_id)
     screen_sharing = has_feature(practice, "screen_sharing")
+    limit = _max_participants(practice)
     if visitor.participant is not None:
-        return Identity(protocol.GUEST, appointment.id, practice.id, screen_sharing,
+        return Identity(protocol.GUEST, appointment.id, practice.id, screen_sharing, limit,
                         visitor.participant.id, visitor.display_name)
-    return Identity(protocol.PATIENT, appointment.id, practice.id, screen_sharing)
+    return Identity(protocol.PATIENT, appointment.id, practice.id, screen_sharing, limit)
 
 
 # -- one socket --------------------------------------------------------------------------
@@ -225,6 +245,8 @@ class Connection:
         self.closed = False
         self.bucket = protocol.TokenBucket()
         self.subscription = None
+        # This socket's page joined the relay: leave it when the socket goes.
+        self.in_relay = False
         aid = identity.appointment_id
         self.guest = identity.role == protocol.GUEST
         self.own_channel = channel(aid, identity.role)
@@ -261,6 +283,8 @@ class Connection:
 
     def deliver(self, message):
         """Hub callback (any thread)."""
+        if message.get("from") == self.identity.key:
+            return  # the guests share a channel: a guest's own message comes back
         if message.get("type") == "participant-removed":
             if message["participant_id"] == self.identity.participant_id:
                 self.send(message)
@@ -276,12 +300,17 @@ class Connection:
         aid = self.identity.appointment_id
         # Subscribe and greet under the send lock: whatever is published meanwhile
         # reaches the socket after the welcome, never before it.
+        state = self.hub.call_state(aid).state
         welcome = {
             "type": "welcome",
             "role": self.identity.role,
+            "key": self.identity.key,
             "iceServers": ice_servers(self.config, aid),
-            "state": self.hub.call_state(aid).state,
+            "state": state,
             "features": {"screen_sharing": self.identity.screen_sharing},
+            "group": self.identity.group_calls,
+            "maxParticipants": self.identity.max_participants,
+            "relay": self.identity.group_calls and state == ACCEPTED and group.is_active(aid),
         }
         if self.guest:
             welcome["participant"] = {"id": self.identity.participant_id, "name": self.identity.display_name}
@@ -297,6 +326,11 @@ class Connection:
         aid = self.identity.appointment_id
         if self.subscription is not None:
             self.subscription.close()
+        # A page that came back on a new socket has joined again under the same key:
+        # the old socket must not take it out.
+        if self.in_relay and (self.guest or self.hub.subscribers(self.own_channel) == 0):
+            if group.leave(self.identity):
+                group.publish_roster(self.hub, aid)
         if self.guest:
             # The 1:1 call neither sees guests come and go nor resets for them.
             self._log("disconnected")
@@ -306,6 +340,8 @@ class Connection:
         if not online and self.hub.subscribers(self.peer_channel) == 0:
             # Nobody is left on this appointment: the next page starts from idle.
             self.hub.reset(aid)
+            if self.identity.group_calls:
+                group.end(aid)
         self._log("disconnected")
 
     def run(self):
@@ -329,11 +365,21 @@ class Connection:
                 return
             self.handle(message)
 
+    def error(self, code, text):
+        self.send({"type": "error", "code": code, "message": str(text)})
+
     def handle(self, message):
-        if self.guest:
-            return  # checked, not relayed: guests join the call with the relay
         role, kind = self.identity.role, message["type"]
         aid = self.identity.appointment_id
+        if kind == "relay-offer":
+            self.relay_offer(message["sdp"])
+            return
+        if kind in ("media-state", "screen-share"):
+            self.media_message(message)
+            return
+        if self.guest:
+            self.guest_control(kind)
+            return
         if kind == "ring":
             state = ring(self.hub, aid, self.config["RING_TIMEOUT_SECONDS"])
             if state.state in (RINGING, ACCEPTED):
@@ -342,19 +388,71 @@ class Connection:
             return
         if (role, kind) in TRANSITIONS:
             allowed_from, target = TRANSITIONS[(role, kind)]
-            if transition(self.hub, aid, allowed_from, target) is None:
-                self.send({"type": "error", "code": "invalid", "message": _("Das ist im Moment nicht möglich.")})
+            if transition(self.hub, aid, allowed_from, target, self.identity.group_calls) is None:
+                self.error("invalid", _("Das ist im Moment nicht möglich."))
                 self.send({"type": "call-state", "state": self.hub.call_state(aid).state})
             return
-        if kind == "screen-share" and message["active"]:
-            if not self.identity.screen_sharing:
-                self.send({"type": "error", "code": "tariff",
-                           "message": str(FEATURE_MESSAGES["screen_sharing"])})
-                return
-            self.hub.publish(self.peer_channel, message)
-            self.send({"type": "screen-share-ok"})
-            return
         self.hub.publish(self.peer_channel, message)
+
+    def media_message(self, message):
+        """Camera, microphone and screen state go to everyone else in the call."""
+        if message["type"] == "screen-share" and message["active"]:
+            if not self.identity.screen_sharing:
+                self.error("tariff", FEATURE_MESSAGES["screen_sharing"])
+                return
+        message = {**message, "from": self.identity.key}
+        for role in group.CHANNELS:
+            if role != self.identity.role or role == protocol.GUEST:
+                self.hub.publish(channel(self.identity.appointment_id, role), message)
+        if message["type"] == "screen-share" and message["active"]:
+            self.send({"type": "screen-share-ok"})
+
+    def guest_control(self, kind):
+        aid = self.identity.appointment_id
+        if kind == "decline":
+            return
+        if kind == "hangup":
+            if self.in_relay:
+                self.in_relay = False
+                if group.leave(self.identity):
+                    group.publish_roster(self.hub, aid)
+            return
+        # accept: join the running call, which moves it to the relay.
+        if self.hub.call_state(aid).state != ACCEPTED:
+            self.error("invalid", _("Das Gespräch hat noch nicht begonnen. Bitte warten Sie, bis die Praxis anruft."))
+            return
+        if not self.identity.group_calls:
+            text = _("Der Tarif der Praxis erlaubt keine weiteren Personen in diesem Anruf.")
+            self.error("tariff", text)
+            self.hub.publish(channel(aid, protocol.STAFF), {"type": "error", "code": "tariff", "message": str(text)})
+            return
+        try:
+            group.start(self.identity)
+        except relay.RelayError as exc:
+            self.error("relay", exc.message)
+            self.hub.publish(channel(aid, protocol.STAFF), {"type": "error", "code": "relay", "message": exc.message})
+            return
+        group.publish_all(self.hub, aid, {"type": "relay", "active": True})
+
+    def relay_offer(self, sdp):
+        aid = self.identity.appointment_id
+        if not self.identity.group_calls:
+            self.error("tariff", FEATURE_MESSAGES["participants"])
+            return
+        if self.hub.call_state(aid).state != ACCEPTED:
+            self.error("invalid", _("Das ist im Moment nicht möglich."))
+            return
+        try:
+            answer = group.join(self.identity, sdp)
+        except relay.RelayFull as exc:
+            self.error("full" if exc.reason == "room_full" else "relay", exc.message)
+            return
+        except relay.RelayError as exc:
+            self.error("relay", exc.message)
+            return
+        self.in_relay = True
+        self.send({"type": "relay-answer", "sdp": answer})
+        group.publish_roster(self.hub, aid)
 
 
 def serve(ws, identity):

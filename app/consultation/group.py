@@ -1,0 +1,107 @@
+"""Group calls (Premium, 3–5 people): moving a call onto the media relay, joining and
+leaving it, and the roster that tells each browser whose media arrives where
+(docs/signalling.md, "Group calls through the media relay").
+
+The relay is the record of who is in the call: this module keeps no state of its own,
+so several web processes and a restarted relay see the same truth.
+"""
+import logging
+
+from app.consultation import protocol, relay
+from app.consultation.hub import channel
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+CHANNELS = (protocol.STAFF, protocol.PATIENT, protocol.GUEST)
+
+
+def key_for(identity):
+    if identity.role == protocol.GUEST:
+        return f"guest-{identity.participant_id}"
+    return identity.role
+
+
+def publish_all(hub, appointment_id, message):
+    for role in CHANNELS:
+        hub.publish(channel(appointment_id, role), message)
+
+
+def is_active(appointment_id):
+    """The call runs through the relay now: the relay holds its room."""
+    try:
+        relay.room(relay.room_id(appointment_id))
+        return True
+    except relay.RelayError:
+        return False
+
+
+def start(identity):
+    """A guest joins: make sure the room exists, then move everyone there. Raises
+    relay.RelayError (with a message for the practice) and changes nothing then."""
+    relay.create_room(identity.appointment_id, identity.max_participants)
+    log.info("appointment %s: group call on the relay", identity.appointment_id)
+
+
+def join(identity, offer_sdp):
+    """One member's offer to the relay; returns the relay's answer SDP. The room is
+    created again if the relay lost it (restart)."""
+    room = relay.create_room(identity.appointment_id, identity.max_participants)
+    joined = relay.join(room, key_for(identity), offer_sdp)
+    log.info("appointment %s: %s joined the relay", identity.appointment_id, identity.role)
+    return joined.sdp
+
+
+def leave(identity):
+    try:
+        relay.leave(relay.room_id(identity.appointment_id), key_for(identity))
+    except relay.RelayError as exc:
+        log.info("appointment %s: leaving the relay: %s", identity.appointment_id, exc.reason)
+        return False
+    return True
+
+
+def end(appointment_id):
+    relay.close_room(appointment_id)
+
+
+def roster(appointment_id):
+    """{"type": "roster", ...} for everybody, or None when the relay holds no room."""
+    try:
+        room = relay.room(relay.room_id(appointment_id))
+    except relay.RelayError:
+        return None
+    names = _names(appointment_id)
+    participants, slots = [], {}
+    for member in room["participants"]:
+        key = member["participant"]
+        role = protocol.GUEST if key.startswith("guest-") else key
+        participants.append({"key": key, "name": names.get(key, ""), "role": role})
+        slots[key] = {s["mid"]: s["participant"] for s in member["slots"] if s["participant"]}
+    return {"type": "roster", "participants": participants, "slots": slots}
+
+
+def publish_roster(hub, appointment_id):
+    message = roster(appointment_id)
+    if message is not None:
+        publish_all(hub, appointment_id, message)
+
+
+def _names(appointment_id):
+    from app.auth.models import Practice
+    from app.patients.models import Appointment
+
+    try:
+        appointment = db.session.get(Appointment, appointment_id)
+        if appointment is None:
+            return {}
+        names = {
+            protocol.STAFF: db.session.get(Practice, appointment.practice_id).name,
+            protocol.PATIENT: appointment.contact.full_name,
+        }
+        for participant in appointment.participants:
+            names[f"guest-{participant.id}"] = participant.full_name
+        return names
+    finally:
+        # Sockets live long: never hold a database connection between messages.
+        db.session.remove()

@@ -39,7 +39,7 @@ def _patient_page(template):
         return _invalid_link()
     appointment = visitor.appointment
     practice = db.session.get(Practice, appointment.practice_id)
-    return render_template(template, visitor=visitor, **_call_context(
+    return render_template(template, visitor=visitor, guest=visitor.participant is not None, **_call_context(
         appointment, practice, "patient", url_for("consultation.patient_socket")))
 
 

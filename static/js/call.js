@@ -10,11 +10,18 @@
   const DISCONNECTED_GRACE_MS = 3000;
   const STATS_INTERVAL_MS = 2000;
   const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+  // aiortc (the relay) takes no trickled candidates: the offer waits for all of them.
+  const GATHERING_TIMEOUT_MS = 5000;
+  const SPEAKER_INTERVAL_MS = 500;
+  const SPEAKER_MIN_LEVEL = 0.02;
 
   const root = document.getElementById("call");
   if (!root) return;
 
   const role = root.dataset.role;
+  // Guests (further participants, Premium) use the patient's page; they take part
+  // only in group calls through the relay.
+  const guest = root.dataset.guest === "true";
   const polite = role === "patient";
   const $ = (selector) => root.querySelector(selector);
   const $$ = (selector) => Array.from(root.querySelectorAll(selector));
@@ -50,6 +57,12 @@
   function view() {
     if (ui.deleted) return "deleted";
     const s = ui.callState;
+    if (guest) {
+      if (s === "accepted" && group.joined) return connectionView();
+      if (group.left || (s === "ended" && ui.ended)) return "ended";
+      if (s === "accepted" && !group.declined) return "ringing";
+      return "waiting";
+    }
     if (s === "accepted") {
       if (ui.connection === "connected") return "connected";
       if (ui.connection === "reconnecting") return "reconnecting";
@@ -64,9 +77,17 @@
     return s;
   }
 
+  function connectionView() {
+    if (ui.connection === "connected") return "connected";
+    if (ui.connection === "reconnecting") return "reconnecting";
+    return "connecting";
+  }
+
   function render() {
     const current = view();
     root.dataset.view = current;
+    root.dataset.mode = group.mode;
+    $$("[data-relay-note]").forEach((el) => { el.hidden = group.mode !== "relay"; });
     root.dataset.peerOnline = ui.peerOnline ? "true" : "false";
     $$("[data-show-when]").forEach((el) => {
       el.hidden = !el.dataset.showWhen.split(/\s+/).includes(current);
@@ -197,11 +218,23 @@
         features = message.features || {};
         root.dataset.screenSharing = features.screen_sharing ? "true" : "false";
         ui.peerOnline = !!message.peer_online;
+        group.key = message.key || role;
+        group.max = Number(message.maxParticipants) || 2;
+        if (message.relay) group.mode = "relay";
         flushQueue();
         onCallState(message.state, { welcome: true, reconnect });
         render();
         break;
       }
+      case "relay":
+        onRelayActive();
+        break;
+      case "relay-answer":
+        onRelayAnswer(message.sdp);
+        break;
+      case "roster":
+        onRoster(message);
+        break;
       case "presence":
         onPresence(!!message.peer_online);
         break;
@@ -212,13 +245,13 @@
         queueSignal(message);
         break;
       case "media-state":
-        showRemoteMedia(message);
+        onMediaState(message);
         break;
       case "chat":
         addChat(message);
         break;
       case "screen-share":
-        root.dataset.remoteScreen = message.active ? "true" : "false";
+        if (!message.from || message.from === peerKey()) root.dataset.remoteScreen = message.active ? "true" : "false";
         break;
       case "screen-share-ok":
         if (pendingScreenShare) pendingScreenShare.resolve();
@@ -238,9 +271,10 @@
       case "error":
         if (message.code === "tariff" && pendingScreenShare) {
           pendingScreenShare.reject(message.message);
-        } else if (message.message) {
-          notice(message.message, "error");
+          break;
         }
+        onGroupError(message);
+        if (message.message) notice(message.message, "error");
         break;
       case "appointment-deleted":
         ui.deleted = true;
@@ -260,18 +294,22 @@
     // The patient's page came back during the call (reload or a new socket): the
     // staff side, the offerer, renegotiates. A fresh page answers with a new DTLS
     // fingerprint, which onSignal turns into a fresh connection.
-    if (online && !wasOnline && role === "staff" && ui.callState === "accepted") {
+    if (online && !wasOnline && role === "staff" && ui.callState === "accepted" && group.mode !== "relay") {
       if (pc) restartIce("peer back"); else startConnection();
     }
   }
 
   function onCallState(state, how) {
+    if (guest) { onGuestCallState(state, how); return; }
     const before = ui.callState;
     ui.callState = state;
     if (state === "accepted") {
       if (before !== "accepted" || how.welcome) ui.ended = false;
       ensureMedia().then(() => {
-        if (role === "staff") {
+        if (group.mode === "relay") {
+          // A new page or socket joins (again); a working connection stays.
+          if (!pc || how.welcome) joinRelay();
+        } else if (role === "staff") {
           // A reconnected socket keeps its working connection; a new page starts one.
           if (!pc) startConnection();
           else if (how.reconnect && ui.connection !== "connected") restartIce("socket back");
@@ -290,6 +328,21 @@
         if (state === "ringing") ensureMedia();
         else releaseMedia();
       }
+    }
+    render();
+  }
+
+  function onGuestCallState(state, how) {
+    const before = ui.callState;
+    ui.callState = state;
+    if (state === "accepted") {
+      if (group.joined && how.welcome) joinRelay();
+      else if (!group.joined && !group.declined && !group.left) ensureMedia();
+    } else {
+      if (before === "accepted" && (group.joined || group.left)) ui.ended = true;
+      group.joined = group.declined = group.left = false;
+      endCall();
+      releaseMedia();
     }
     render();
   }
@@ -499,6 +552,7 @@
   }
 
   function queueSignal(message) {
+    if (group.mode === "relay") return; // a late message of the browser-to-browser call
     // One after another: a candidate must not overtake the description it belongs to.
     signalChain = signalChain.then(() => onSignal(message)).catch((e) => log("signal", e));
   }
@@ -556,6 +610,7 @@
 
   function restartIce(why) {
     if (!pc) return;
+    if (group.mode === "relay") { scheduleRelayJoin(why); return; }
     log("ICE restart:", why);
     if (polite) {
       // The staff page is the offerer; it restarts on this hint. Restarting here as
@@ -606,6 +661,7 @@
 
   function endCall() {
     closePeer();
+    leaveGroup();
     stopScreen(false);
     remoteVideo.srcObject = null;
     remoteAudio.srcObject = null;
@@ -632,12 +688,303 @@
   function playRemote() {
     remoteVideo.play().catch(() => {});
     const blocked = $("#call-audio-blocked");
-    remoteAudio.play().then(() => {
+    const sinks = group.mode === "relay" && relayAudio ? Array.from(relayAudio.querySelectorAll("audio")) : [remoteAudio];
+    Promise.all(sinks.map((sink) => sink.play())).then(() => {
       if (blocked) blocked.hidden = true;
     }).catch(() => {
       // Autoplay with sound needs a gesture on this page; one click on the button plays.
       if (blocked) blocked.hidden = false;
     });
+  }
+
+  // ---- group calls through the practice's media relay (docs/signalling.md) -------------
+
+  const group = {
+    key: null, // this page's relay key: staff, patient, guest-<id>
+    max: 2, // the tariff's participants: 1 own + (max - 1) receive slots per kind
+    mode: "p2p", // "relay" from the moment a guest joined until the call ends
+    joined: false, // guests: accepted and not left
+    declined: false,
+    left: false,
+    roster: [],
+    slots: {}, // mid -> key of whoever's media arrives on that receive m-line
+    tracks: {}, // mid -> remote track
+    states: {}, // key -> last media-state
+    attempt: 0,
+    retryTimer: null,
+    speakerTimer: null,
+    joining: false,
+  };
+  const grid = $("#call-grid");
+  const relayAudio = $("#relay-audio");
+
+  function peerKey() {
+    return role === "staff" ? "patient" : "staff";
+  }
+
+  function isMember() {
+    if (ui.callState !== "accepted" || ui.deleted) return false;
+    return guest ? group.joined : true;
+  }
+
+  function onRelayActive() {
+    // Said again whenever someone else joins: a page already on the relay stays.
+    if (group.mode === "relay" && pc) return;
+    group.mode = "relay";
+    render();
+    if (isMember()) joinRelay();
+  }
+
+  function waitForGathering(peer) {
+    if (peer.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, GATHERING_TIMEOUT_MS);
+      peer.addEventListener("icegatheringstatechange", () => {
+        if (peer.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
+      });
+    });
+  }
+
+  // One connection to the relay: the own microphone and camera (or screen) go out on
+  // two sendonly m-lines, everyone else's arrive on receive m-lines ("slots").
+  async function joinRelay() {
+    clearTimeout(group.retryTimer);
+    await ensureMedia();
+    if (!isMember()) return;
+    closePeer();
+    clearRemoteMedia();
+    const peer = new RTCPeerConnection({ iceServers: iceServers, bundlePolicy: "max-bundle" });
+    pc = peer;
+    ui.connection = "connecting";
+    group.joining = true;
+    peer.ontrack = (event) => {
+      if (pc !== peer) return;
+      group.tracks[event.transceiver.mid] = event.track;
+      if (event.track.kind === "audio") addRemoteAudio(event.transceiver.mid, event.track);
+      updateTiles();
+    };
+    peer.onconnectionstatechange = () => {
+      if (pc === peer) onRelayConnectionState(peer.connectionState);
+    };
+    const video = media.screen || (media.cameraOn ? media.camera : null);
+    peer.addTransceiver(media.mic || "audio", { direction: "sendonly", streams: [media.stream] });
+    peer.addTransceiver(video || "video", { direction: "sendonly", streams: [media.stream],
+      sendEncodings: [{ maxBitrate: VIDEO_MAX_BITRATE }] });
+    for (let i = 1; i < group.max; i += 1) peer.addTransceiver("audio", { direction: "recvonly" });
+    for (let i = 1; i < group.max; i += 1) peer.addTransceiver("video", { direction: "recvonly" });
+    preferVp8();
+    try {
+      await peer.setLocalDescription(await peer.createOffer());
+      await waitForGathering(peer);
+    } catch (e) {
+      log("relay offer", e);
+      scheduleRelayJoin("offer failed");
+      return;
+    }
+    if (pc !== peer) return;
+    send({ type: "relay-offer", sdp: peer.localDescription.sdp });
+    updateQualityLoop();
+    render();
+  }
+
+  async function onRelayAnswer(sdp) {
+    group.joining = false;
+    if (!pc || group.mode !== "relay") return;
+    try {
+      await pc.setRemoteDescription({ type: "answer", sdp: sdp });
+    } catch (e) {
+      log("relay answer", e);
+      scheduleRelayJoin("answer failed");
+      return;
+    }
+    capBitrate();
+    sendMediaState();
+    startSpeakerLoop();
+  }
+
+  function scheduleRelayJoin(why) {
+    clearTimeout(group.retryTimer);
+    if (!isMember() || group.mode !== "relay") return;
+    const base = BACKOFF_MS[Math.min(group.attempt, BACKOFF_MS.length - 1)];
+    group.attempt += 1;
+    log("joining the relay again:", why);
+    ui.connection = "reconnecting";
+    render();
+    group.retryTimer = setTimeout(joinRelay, base * (0.75 + Math.random() * 0.5));
+  }
+
+  function onRelayConnectionState(state) {
+    clearTimeout(disconnectedTimer);
+    if (state === "connected") {
+      ui.connection = "connected";
+      group.attempt = 0;
+      capBitrate();
+      sendMediaState();
+    } else if (state === "failed" || state === "closed") {
+      // The relay restarted or dropped this page: join afresh.
+      scheduleRelayJoin(state);
+    } else if (state === "disconnected") {
+      disconnectedTimer = setTimeout(() => {
+        if (pc && pc.connectionState === "disconnected") scheduleRelayJoin("disconnected");
+      }, DISCONNECTED_GRACE_MS);
+    }
+    updateQualityLoop();
+    render();
+  }
+
+  function onGroupError(message) {
+    if (guest && group.joined && !pc && ["tariff", "relay", "invalid", "full"].includes(message.code)) {
+      // Joining did not work: back to the waiting room, the message says why.
+      group.joined = false;
+      group.declined = true;
+      releaseMedia();
+      render();
+      return;
+    }
+    if (group.joining && pc && group.mode === "relay") {
+      group.joining = false;
+      if (message.code === "relay") {
+        scheduleRelayJoin("relay error");
+      } else if (guest) {
+        // No place left (or no longer allowed): this guest stays out of the call.
+        group.joined = false;
+        group.left = true;
+        endCall();
+        releaseMedia();
+        render();
+      }
+    }
+  }
+
+  function onRoster(message) {
+    const before = group.roster.map((p) => p.key).sort().join(",");
+    group.roster = Array.isArray(message.participants) ? message.participants : [];
+    group.slots = (message.slots && message.slots[group.key]) || {};
+    updateTiles();
+    // Whoever is new learns this page's camera and microphone state.
+    if (group.roster.map((p) => p.key).sort().join(",") !== before) sendMediaState();
+  }
+
+  function onMediaState(message) {
+    if (message.from) group.states[message.from] = message;
+    if (group.mode === "relay") updateTiles();
+    if (!message.from || message.from === peerKey()) showRemoteMedia(message);
+  }
+
+  function tileFor(key) {
+    return grid && grid.querySelector('.tile[data-key="' + CSS.escape(key) + '"]');
+  }
+
+  // The grid follows the roster: one tile per other person, the video of the slot
+  // that carries their media, their name and camera/microphone state.
+  function updateTiles() {
+    if (!grid) return;
+    const inCall = group.mode === "relay" && pc;
+    const others = inCall ? group.roster.filter((p) => p.key !== group.key) : [];
+    const keep = new Set(others.map((p) => p.key));
+    grid.querySelectorAll(".tile").forEach((tile) => { if (!keep.has(tile.dataset.key)) tile.remove(); });
+    const template = $("#tile-template");
+    others.forEach((person) => {
+      let tile = tileFor(person.key);
+      if (!tile && template) {
+        tile = template.content.firstElementChild.cloneNode(true);
+        tile.dataset.key = person.key;
+        grid.appendChild(tile);
+      }
+      if (!tile) return;
+      tile.querySelector(".tile-name").textContent = person.name || "";
+      const state = group.states[person.key];
+      if (state) {
+        tile.dataset.camera = state.camera || state.screen ? "on" : "off";
+        tile.dataset.mic = state.mic ? "on" : "off";
+        tile.dataset.screen = state.screen ? "true" : "false";
+      }
+      const mid = Object.keys(group.slots).find((m) => group.slots[m] === person.key && group.tracks[m] && group.tracks[m].kind === "video");
+      const video = tile.querySelector("video");
+      const track = mid ? group.tracks[mid] : null;
+      const current = video.srcObject && video.srcObject.getVideoTracks()[0];
+      if (track && current !== track) {
+        video.srcObject = new MediaStream([track]);
+        video.play().catch(() => {});
+      } else if (!track && current) {
+        video.srcObject = null;
+      }
+    });
+    grid.dataset.count = String(others.length);
+    grid.hidden = !inCall;
+  }
+
+  function addRemoteAudio(mid, track) {
+    if (!relayAudio) return;
+    let element = relayAudio.querySelector('audio[data-mid="' + CSS.escape(mid) + '"]');
+    if (!element) {
+      element = document.createElement("audio");
+      element.autoplay = true;
+      element.dataset.mid = mid;
+      relayAudio.appendChild(element);
+    }
+    element.srcObject = new MediaStream([track]);
+    playRemote();
+  }
+
+  function clearRemoteMedia() {
+    group.tracks = {};
+    if (relayAudio) relayAudio.replaceChildren();
+    if (grid) grid.querySelectorAll(".tile video").forEach((v) => { v.srcObject = null; });
+    stopSpeakerLoop();
+  }
+
+  function leaveGroup() {
+    clearTimeout(group.retryTimer);
+    clearRemoteMedia();
+    group.mode = "p2p";
+    group.roster = [];
+    group.slots = {};
+    group.states = {};
+    group.attempt = 0;
+    group.joining = false;
+    updateTiles();
+  }
+
+  // The active speaker: the loudest remote audio slot above a floor, twice a second.
+  function startSpeakerLoop() {
+    if (!group.speakerTimer) group.speakerTimer = setInterval(sampleSpeaker, SPEAKER_INTERVAL_MS);
+  }
+
+  function stopSpeakerLoop() {
+    clearInterval(group.speakerTimer);
+    group.speakerTimer = null;
+    if (grid) grid.querySelectorAll(".tile[data-speaking]").forEach((tile) => tile.removeAttribute("data-speaking"));
+  }
+
+  async function sampleSpeaker() {
+    const peer = pc;
+    if (!peer || group.mode !== "relay") return;
+    const report = await peer.getStats();
+    let loudest = null;
+    let level = SPEAKER_MIN_LEVEL;
+    report.forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "audio" && r.mid && typeof r.audioLevel === "number" && r.audioLevel > level) {
+        const key = group.slots[r.mid];
+        if (key && !(group.states[key] && group.states[key].mic === false)) { loudest = key; level = r.audioLevel; }
+      }
+    });
+    if (!grid) return;
+    grid.querySelectorAll(".tile").forEach((tile) => {
+      if (tile.dataset.key === loudest) tile.dataset.speaking = "true";
+      else tile.removeAttribute("data-speaking");
+    });
+  }
+
+  function patientVideo() {
+    const tile = group.mode === "relay" && tileFor("patient");
+    return tile ? tile.querySelector("video") : remoteVideo;
+  }
+
+  function mainVideo() {
+    if (group.mode !== "relay" || !grid) return remoteVideo;
+    const tile = grid.querySelector('.tile[data-speaking="true"]') || tileFor(peerKey()) || grid.querySelector(".tile");
+    return tile ? tile.querySelector("video") : remoteVideo;
   }
 
   // ---- what the other side shows --------------------------------------------------------
@@ -883,9 +1230,10 @@
       setPressed("minimise", false);
       return;
     }
-    if (document.pictureInPictureEnabled && remoteVideo.readyState >= 1 && !remoteVideo.disablePictureInPicture) {
+    const video = mainVideo();
+    if (document.pictureInPictureEnabled && video.readyState >= 1 && !video.disablePictureInPicture) {
       try {
-        await remoteVideo.requestPictureInPicture();
+        await video.requestPictureInPicture();
         setPressed("minimise", true);
         return;
       } catch (e) {
@@ -897,7 +1245,7 @@
     setPressed("minimise", true);
   }
 
-  remoteVideo.addEventListener("leavepictureinpicture", () => setPressed("minimise", false));
+  root.addEventListener("leavepictureinpicture", () => setPressed("minimise", false), true);
 
   function toggleFullscreen() {
     if (document.fullscreenElement) {
@@ -935,11 +1283,12 @@
   function onScreenshotConsent(granted) {
     if (role !== "staff") return;
     if (!granted) { notice(t("screenshotDenied"), "info"); return; }
-    if (!remoteVideo.videoWidth) { notice(t("screenshotFailed"), "error"); return; }
+    const video = patientVideo();
+    if (!video.videoWidth) { notice(t("screenshotFailed"), "error"); return; }
     const canvas = document.createElement("canvas");
-    canvas.width = remoteVideo.videoWidth;
-    canvas.height = remoteVideo.videoHeight;
-    canvas.getContext("2d").drawImage(remoteVideo, 0, 0, canvas.width, canvas.height);
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
     canvas.toBlob((blob) => {
       if (!blob) { notice(t("screenshotFailed"), "error"); return; }
       // Saved on this device only: the picture never goes to the server.
@@ -967,6 +1316,15 @@
 
   function hangup() {
     send({ type: "hangup" });
+    if (guest) {
+      // A guest leaves; the call goes on for the others.
+      group.joined = false;
+      group.left = true;
+      endCall();
+      releaseMedia();
+      render();
+      return;
+    }
     // Show it at once; the server's call-state "ended" confirms it on both sides.
     ui.ended = true;
     ui.callState = "ended";
@@ -977,6 +1335,10 @@
   function accept() {
     stopRingTone();
     send({ type: "accept" });
+    if (guest) {
+      group.joined = true;
+      render();
+    }
     ensureMedia();
     // The sound of the call may start without another click.
     unlockAudio();
@@ -984,6 +1346,11 @@
 
   function decline() {
     send({ type: "decline" });
+    if (guest) {
+      group.declined = true;
+      releaseMedia();
+      render();
+    }
   }
 
   // ---- ring tone (Web Audio; no audio file) ----------------------------------------------
@@ -1131,6 +1498,8 @@
   window.sprechzimmerCall = {
     get pc() { return pc; },
     get state() { return view(); },
+    get mode() { return group.mode; },
+    get slots() { return Object.assign({}, group.slots); },
   };
 
   if (role === "staff") ensureMedia();

@@ -4,6 +4,7 @@ import asyncio
 import logging
 import random
 import re
+import time
 
 from aiortc import RTCSessionDescription
 
@@ -68,8 +69,13 @@ class Room:
         self.id = room_id
         self.max_participants = max_participants
         self.participants = {}
+        # Rises with every join and leave, also across a restart of the relay (the
+        # monotonic clock counts from boot; µs stay exact in JavaScript): the web app's rosters, built from status()
+        # in several threads, are told apart by it in the browser.
+        self.version = time.monotonic_ns() // 1000
 
     def connect(self, newcomer):
+        self.version = time.monotonic_ns() // 1000
         for other in self.participants.values():
             if other is newcomer:
                 continue
@@ -90,6 +96,7 @@ class Room:
         return {
             "room": self.id,
             "max_participants": self.max_participants,
+            "version": self.version,
             "participants": [p.status() for p in self.participants.values()],
         }
 
@@ -197,6 +204,7 @@ class Relay:
         if room.participants.get(participant.id) is not participant:
             return
         del room.participants[participant.id]
+        room.version = time.monotonic_ns() // 1000
         for publication in participant.publications:
             publication.detach_all()
         for slot in participant.slots:

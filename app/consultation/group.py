@@ -78,7 +78,7 @@ def roster(appointment_id):
         role = protocol.GUEST if key.startswith("guest-") else key
         participants.append({"key": key, "name": names.get(key, ""), "role": role})
         slots[key] = {s["mid"]: s["participant"] for s in member["slots"] if s["participant"]}
-    return {"type": "roster", "participants": participants, "slots": slots}
+    return {"type": "roster", "version": room.get("version", 0), "participants": participants, "slots": slots}
 
 
 def publish_roster(hub, appointment_id):

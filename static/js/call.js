@@ -707,6 +707,7 @@
     declined: false,
     left: false,
     roster: [],
+    rosterVersion: 0,
     slots: {}, // mid -> key of whoever's media arrives on that receive m-line
     tracks: {}, // mid -> remote track
     states: {}, // key -> last media-state
@@ -857,6 +858,10 @@
   }
 
   function onRoster(message) {
+    // Rosters are built in several server threads: an older one may arrive last.
+    const version = Number(message.version) || 0;
+    if (version < group.rosterVersion) return;
+    group.rosterVersion = version;
     const before = group.roster.map((p) => p.key).sort().join(",");
     group.roster = Array.isArray(message.participants) ? message.participants : [];
     group.slots = (message.slots && message.slots[group.key]) || {};
@@ -939,6 +944,7 @@
     clearRemoteMedia();
     group.mode = "p2p";
     group.roster = [];
+    group.rosterVersion = 0;
     group.slots = {};
     group.states = {};
     group.attempt = 0;

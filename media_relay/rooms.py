@@ -70,8 +70,8 @@ class Room:
         self.max_participants = max_participants
         self.participants = {}
         # Rises with every join and leave, also across a restart of the relay (the
-        # monotonic clock counts from boot; µs stay exact in JavaScript): the web app's rosters, built from status()
-        # in several threads, are told apart by it in the browser.
+        # monotonic clock counts from boot; µs stay exact in JavaScript): the web
+        # app's rosters, built from status() in several threads, are told apart by it.
         self.version = time.monotonic_ns() // 1000
 
     def connect(self, newcomer):

@@ -10,9 +10,10 @@ import pytest
 from app.extensions import db
 from app.invitations.models import OutboxMessage
 from app.patients.models import Participant
-from conftest import PASSWORD, Auth
-from servers import created_ids, deliver, link_in, outbox, smtp, smtp_port, text_of  # noqa: F401 - fixtures
-from test_patients_form import Html
+from conftest import PASSWORD, Auth, appointment_form
+from servers import (created_ids, deliver, link_in, make_due, outbox, smtp, smtp_port, text_of,  # noqa: F401 - fixtures
+                     vonage)
+from test_patients_form import Html, squash
 
 PREFIX = "a{}-"
 TARIFF_MESSAGE = "Weitere Teilnehmer einladen ist im Tarif Premium enthalten."
@@ -297,3 +298,237 @@ def test_guest_socket_is_known_as_guest_and_leaves_the_call_alone(app, auth, pre
         assert guest_ws.closed_with() == 1000
     finally:
         live.stop()
+
+
+
+# --- resending a participant's invitation ----------------------------------------------
+
+RESENT = "Die Einladung wird erneut gesendet. Der bisherige Link ist damit ungültig."
+MOBILE, TO = "0151 23456789", "4915123456789"
+NOT_IN_TARIFF = "SMS-Einladungen sind in den Tarifen Standard und Premium enthalten."
+NO_MOBILE = "Für die SMS-Einladung wird eine Mobilnummer benötigt."
+SMS_UNAVAILABLE = "Der SMS-Versand ist auf diesem Server nicht eingerichtet (Vonage-Zugangsdaten fehlen)."
+
+
+def resend_url(appointment_id, participant_id, channel):
+    return f"{add_url(appointment_id)}/{participant_id}/erneut-senden/{channel}"
+
+
+def use_vonage(app, vonage):
+    app.config.update(VONAGE_API_KEY=vonage.api_key, VONAGE_API_SECRET=vonage.api_secret,
+                      VONAGE_REST_HOST=vonage.rest_host, VONAGE_SMS_FROM="PraxisAmSee")
+
+
+def participant_state(app):
+    """What a refused resend must leave alone: the participant's token and the outbox."""
+    with app.app_context():
+        hashes = db.session.execute(db.select(Participant.token_hash).order_by(Participant.id)).scalars().all()
+    return hashes, [(m.id, m.channel, m.status, m.payload) for m in outbox(app)]
+
+
+def toasts(response):
+    return [squash(e["text"]) for e in Html(response.get_data(as_text=True)).find_all("span", class_="toast-text")]
+
+
+def test_panel_offers_resend_per_channel_beside_each_participant(app, auth, premium, make_appointment):
+    app.config.update(VONAGE_API_KEY="k", VONAGE_API_SECRET="s", VONAGE_REST_HOST="127.0.0.1:9")
+    assert auth.post(add_url(premium), data=person(premium, mobile=MOBILE, send_sms="y")).status_code == 201
+    (participant_id,) = _participant_ids(app)
+    page = Html(auth.get(f"/patienten/kontakte/{_contact_id(app, premium)}").get_data(as_text=True))
+    item = page.by_id(f"participant-{participant_id}")
+    buttons = [e for e in page.find_all("button", text="Erneut senden") if _inside(e, item)]
+    assert [(b["attrs"]["hx-post"], b["attrs"]["hx-target"], b["attrs"]["class"]) for b in buttons] == [
+        (resend_url(premium, participant_id, channel), f"#appointment-{premium}-participants", "btn btn-small")
+        for channel in ("email", "sms")]
+    # Each button sits in its channel's state.
+    assert [b["parent"]["attrs"]["data-channel"] for b in buttons] == ["email", "sms"]
+    # The patient's own buttons stay as they were.
+    assert [b["attrs"]["hx-post"] for b in page.find_all("button", text="Erneut senden") if not _inside(b, item)] == [
+        f"/patienten/termine/{premium}/erneut-senden/email"]
+    # The same states after Einladen (the delivery watch) carry no button.
+    created = make_appointment(email="max@example.org", first_name="Max").get_data(as_text=True)
+    assert "delivery-state" in created and "Erneut senden" not in created
+
+
+def _inside(element, ancestor):
+    while element is not None:
+        if element is ancestor:
+            return True
+        element = element["parent"]
+    return False
+
+
+def test_resend_by_email_goes_over_smtp_with_a_new_link(app, auth, premium, smtp):
+    old_path, guest = _guest_link(app, smtp, premium, auth, 2)
+    (participant_id,) = _participant_ids(app)
+    _, patient_path = link_in(text_of(smtp.messages[0]))
+
+    response = auth.post(resend_url(premium, participant_id, "email"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    section = Html(response.get_data(as_text=True)).by_id(f"appointment-{premium}-participants")
+    assert "Jonas Dolmetscher" in section["text"]
+    assert toasts(response) == [RESENT]
+    assert app.test_client().get(old_path).status_code == 404
+
+    assert deliver(app) == 1
+    message = smtp.wait_for(3)[2]
+    assert smtp.envelopes[2][1] == ["jonas@example.org"]
+    assert "Guten Tag Jonas Dolmetscher" in text_of(message)
+    _, new_path = link_in(text_of(message))
+    assert new_path != old_path
+    newcomer = app.test_client()
+    assert newcomer.get(new_path).status_code == 302
+    assert "Ihre Praxis ruft Sie gleich an" in newcomer.get("/sprechstunde").get_data(as_text=True)
+    assert app.test_client().get(old_path).status_code == 404
+    # The patient's link is not the participant's business.
+    assert app.test_client().get(patient_path).status_code == 302
+    rows = [(r.channel, r.status) for r in outbox(app, kind="invitation") if r.participant_id == participant_id]
+    assert rows == [("email", "sent"), ("email", "sent")]
+
+
+def test_stale_session_of_the_old_guest_link_no_longer_enters(app, auth, premium, smtp):
+    _, guest = _guest_link(app, smtp, premium, auth, 2)
+    (participant_id,) = _participant_ids(app)
+    patient = app.test_client()
+    assert patient.get(link_in(text_of(smtp.messages[0]))[1]).status_code == 302
+    assert guest.get("/sprechstunde/geraetetest").status_code == 200
+
+    assert auth.post(resend_url(premium, participant_id, "email")).status_code == 200
+    assert guest.get("/sprechstunde/geraetetest").status_code == 404
+    assert guest.get("/sprechstunde").status_code == 404
+    assert patient.get("/sprechstunde").status_code == 200
+
+
+def test_resend_by_sms_reaches_vonage_with_a_new_link(app, auth, premium, smtp, vonage):
+    use_vonage(app, vonage)
+    assert auth.post(add_url(premium), data=person(premium, mobile=MOBILE, send_sms="y")).status_code == 201
+    (participant_id,) = _participant_ids(app)
+    assert deliver(app) == 3  # the patient's e-mail, the participant's e-mail and SMS
+    (first,) = vonage.delivered
+    _, old_path = link_in(first["text"])
+    guest = app.test_client()
+    assert guest.get(old_path).status_code == 302
+
+    response = auth.post(resend_url(premium, participant_id, "sms"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert toasts(response) == [RESENT]
+    assert guest.get("/sprechstunde").status_code == 404
+    assert deliver(app) == 1
+    first, second = vonage.delivered
+    assert (second["to"], second["from"]) == (TO, "PraxisAmSee")
+    _, new_path = link_in(second["text"])
+    assert new_path != old_path
+    assert app.test_client().get(new_path).status_code == 302
+    assert app.test_client().get(old_path).status_code == 404
+    assert len(smtp.wait_for(2)) == 2  # no further e-mail
+    rows = [(r.channel, r.status) for r in outbox(app, kind="invitation") if r.participant_id == participant_id]
+    assert rows == [("email", "sent"), ("sms", "sent"), ("sms", "sent")]
+
+
+def test_waiting_messages_go_out_with_the_new_link_only(app, auth, premium, smtp, vonage):
+    use_vonage(app, vonage)
+    deliver_all(app, smtp, 1)  # the patient's invitation
+    assert auth.post(add_url(premium), data=person(premium, mobile=MOBILE, send_sms="y")).status_code == 201
+    (participant_id,) = _participant_ids(app)
+    smtp.data_reply, vonage.status = "451 4.3.0 Try again later", "1"
+    assert deliver(app) == 2
+    assert [r.status for r in outbox(app, participant_id=participant_id)] == ["pending", "pending"]
+
+    assert auth.post(resend_url(premium, participant_id, "email")).status_code == 200
+    smtp.data_reply, vonage.status = None, "0"
+    make_due(app)
+    assert deliver(app) == 2
+    mails = smtp.wait_for(2)
+    assert len(mails) == 2  # one e-mail for the participant: the waiting one was replaced
+    assert smtp.envelopes[1][1] == ["jonas@example.org"]
+    _, mail_path = link_in(text_of(mails[1]))
+    (sms,) = vonage.delivered
+    _, sms_path = link_in(sms["text"])
+    assert sms_path == mail_path
+    assert app.test_client().get(mail_path).status_code == 302
+    assert [(r.channel, r.status) for r in outbox(app, participant_id=participant_id)] == [
+        ("sms", "sent"), ("email", "sent")]
+
+
+@pytest.mark.parametrize("tariff, mobile, sms_keys, status, message", [
+    ("basis", MOBILE, True, 403, NOT_IN_TARIFF),
+    ("premium", "", True, 422, NO_MOBILE),
+    ("premium", MOBILE, False, 422, SMS_UNAVAILABLE),
+], ids=["basis", "no-mobile", "no-vonage"])
+def test_resend_by_sms_refused(app, auth, premium, tariff, mobile, sms_keys, status, message):
+    from app.auth.models import Practice
+
+    assert auth.post(add_url(premium), data=person(premium, mobile=mobile)).status_code == 201
+    (participant_id,) = _participant_ids(app)
+    if sms_keys:
+        app.config.update(VONAGE_API_KEY="k", VONAGE_API_SECRET="s", VONAGE_REST_HOST="127.0.0.1:9")
+    with app.app_context():
+        # A practice that went down to Basis keeps the participants it had.
+        db.session.execute(db.update(Practice).values(tariff=tariff))
+        db.session.commit()
+    before = participant_state(app)
+    response = auth.post(resend_url(premium, participant_id, "sms"))
+    assert response.status_code == status
+    assert message in response.get_data(as_text=True)
+    assert participant_state(app) == before
+
+
+def test_resend_by_email_after_a_downgrade_is_refused(app, auth, premium):
+    from app.auth.models import Practice
+
+    assert auth.post(add_url(premium), data=person(premium)).status_code == 201
+    (participant_id,) = _participant_ids(app)
+    with app.app_context():
+        db.session.execute(db.update(Practice).values(tariff="standard"))
+        db.session.commit()
+    before = participant_state(app)
+    response = auth.post(resend_url(premium, participant_id, "email"))
+    assert response.status_code == 403
+    assert TARIFF_MESSAGE in response.get_data(as_text=True)
+    assert participant_state(app) == before
+
+
+def test_resend_on_an_unknown_channel_is_404(app, auth, premium):
+    assert auth.post(add_url(premium), data=person(premium)).status_code == 201
+    (participant_id,) = _participant_ids(app)
+    before = participant_state(app)
+    response = auth.post(resend_url(premium, participant_id, "brieftaube"))
+    assert response.status_code == 404
+    assert "Unbekannter Versandweg." in response.get_data(as_text=True)
+    assert participant_state(app) == before
+
+
+@pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "page"])
+def test_resend_for_another_practice_is_404(app, auth, premium, make_practice, make_appointment, htmx):
+    assert auth.post(add_url(premium), data=person(premium, mobile=MOBILE)).status_code == 201
+    (participant_id,) = _participant_ids(app)
+    # Own appointment id, but another appointment's participant.
+    second, _ = created_ids(make_appointment(email="max@example.org", first_name="Max"))
+    _, email = make_practice(tariff="premium")
+    intruder = Auth(app.test_client())
+    assert intruder.login(email).status_code == 302
+    own, _ = created_ids(intruder.post("/patienten/termine", data=appointment_form(email="ina@example.org")))
+    app.config.update(VONAGE_API_KEY="k", VONAGE_API_SECRET="s", VONAGE_REST_HOST="127.0.0.1:9")
+    before = participant_state(app)
+    for who, url in [(intruder, resend_url(premium, participant_id, "email")),
+                     (intruder, resend_url(premium, participant_id, "sms")),
+                     (intruder, resend_url(own, participant_id, "email")),
+                     (auth, resend_url(second, participant_id, "email")),
+                     (auth, resend_url(premium, participant_id + 1, "email")),
+                     (auth, resend_url(premium, 2**40, "email"))]:
+        response = who.post(url, htmx=htmx)
+        assert response.status_code == 404, url
+        body = response.get_data(as_text=True)
+        assert "Jonas" not in body and "jonas@example.org" not in body
+    assert participant_state(app) == before
+
+
+def test_resend_without_csrf_token_is_refused(app, auth, premium):
+    assert auth.post(add_url(premium), data=person(premium)).status_code == 201
+    (participant_id,) = _participant_ids(app)
+    before = participant_state(app)
+    response = auth.client.post(resend_url(premium, participant_id, "email"), headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    assert participant_state(app) == before
+    assert auth.post(resend_url(premium, participant_id, "email")).status_code == 200
+    assert participant_state(app) != before

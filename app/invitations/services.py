@@ -1,3 +1,5 @@
+import logging
+
 from flask import current_app, render_template
 
 from app.consultation.tokens import JOIN_PATH, new_token
@@ -6,6 +8,8 @@ from app.invitations import crypto, email
 from app.invitations.models import FAILED, PENDING, OutboxMessage
 from app.tariffs import has_feature
 from app.timeutil import to_local
+
+log = logging.getLogger(__name__)
 
 
 def patient_link(token: str) -> str:
@@ -62,6 +66,23 @@ def resend_invitation(appointment, channel):
                 message.payload = crypto.seal({"token": token})
     queue_invitation(appointment, token, [channel])
     db.session.commit()
+
+
+def resend_participant_invitation(participant, channel):
+    """A fresh link for a further participant on this channel, as resend_invitation does
+    for the patient: the old link and any session it opened stop working at once."""
+    token, token_hash = new_token()
+    participant.token_hash = token_hash
+    for message in list(participant.messages):
+        if message.kind == "invitation" and message.status == PENDING:
+            if message.channel == channel:
+                participant.messages.remove(message)
+            else:
+                message.payload = crypto.seal({"token": token})
+    queue_invitation(participant.appointment, token, [channel], participant=participant)
+    db.session.commit()
+    log.info("appointment %s: participant %s gets a new link by %s",
+             participant.appointment_id, participant.id, channel)
 
 
 def queue_cancellation(appointment):

@@ -3,6 +3,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app import invitations
+from app.invitations import services as invitation_services
 from app.invitations.models import FAILED, PENDING, SENT
 from app.patients import bp, services
 from app.patients import participants as participant_services
@@ -160,6 +161,35 @@ def remove_participant(appointment_id, participant_id):
     return _participants_section(practice, appointment)
 
 
+@bp.route("/patienten/termine/<int:appointment_id>/teilnehmer/<int:participant_id>/erneut-senden/<channel>",
+          methods=["POST"])
+def resend_participant(appointment_id, participant_id, channel):
+    practice = current_practice()
+    appointment = services.get_appointment(practice, appointment_id)
+    participant = participant_services.get_participant(practice, appointment, participant_id)
+    refused = _resend_refused(practice, channel, participant.mobile)
+    if refused:
+        return refused
+    # A new link is a new invitation: after a downgrade the call would not let them in.
+    require_feature(practice, "participants")
+    invitation_services.resend_participant_invitation(participant, channel)
+    toast(_("Die Einladung wird erneut gesendet. Der bisherige Link ist damit ungültig."), "info")
+    return _participants_section(practice, appointment)
+
+
+def _resend_refused(practice, channel, mobile):
+    """The error answer for a channel this resend cannot use, or None."""
+    if channel not in ("email", "sms"):
+        return render("patients/index.html", "_message.html", status=404, message=_("Unbekannter Versandweg."), level="error")
+    if channel == "sms":
+        available, reason = invitations.sms_available(practice)
+        if not available or not mobile:
+            status = 403 if not has_feature(practice, "sms") else 422
+            return render("patients/index.html", "_message.html", status=status,
+                          message=reason or _("Für die SMS-Einladung wird eine Mobilnummer benötigt."), level="error")
+    return None
+
+
 @bp.route("/patienten/termine/<int:appointment_id>/zustellung")
 def delivery(appointment_id):
     """Polled after Einladen: toasts once each invitation is sent or has failed."""
@@ -187,14 +217,9 @@ def delivery(appointment_id):
 def resend(appointment_id, channel):
     practice = current_practice()
     appointment = services.get_appointment(practice, appointment_id)
-    if channel not in ("email", "sms"):
-        return render("patients/index.html", "_message.html", status=404, message=_("Unbekannter Versandweg."), level="error")
-    if channel == "sms":
-        available, reason = invitations.sms_available(practice)
-        if not available or not appointment.contact.mobile:
-            status = 403 if not has_feature(practice, "sms") else 422
-            return render("patients/index.html", "_message.html", status=status,
-                          message=reason or _("Für die SMS-Einladung wird eine Mobilnummer benötigt."), level="error")
+    refused = _resend_refused(practice, channel, appointment.contact.mobile)
+    if refused:
+        return refused
     invitations.resend_invitation(appointment, channel)
     toast(_("Die Einladung wird erneut gesendet. Der bisherige Link ist damit ungültig."), "info")
     return panel(appointment.contact_id)

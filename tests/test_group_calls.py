@@ -1,0 +1,414 @@
+"""Group calls through the media relay (docs/signalling.md, "Guests" and "Group calls
+through the media relay"): a real `python -m media_relay` process, real websockets to
+the live app and aiortc peer connections that stand in for the browsers and build
+their relay offers as the contract says.
+
+The database takes part in two things here: who connects (identity and tariff, in
+every welcome) and the names in the roster. The two tests that check those run on
+SQLite and PostgreSQL; the others do the same database work and run on SQLite only,
+which keeps this file's run time in bounds (aiortc and the relay are the slow part).
+"""
+import re
+
+import pytest
+
+from app.consultation import relay
+from media_relay.client import RelayRefused
+from tests.group_support import (
+    PATIENT_NAME,
+    PRACTICE_NAME,
+    Aio,
+    GroupCall,
+    RelayProcess,
+    assert_media_follows_roster,
+    close_room_quietly,
+    expected_slots,
+    join_in_turn,
+    relay_client,
+    room_members,
+    wait_until,
+)
+from tests.live import LiveServer
+from tests.relay.support import SECRET, loopback_only  # noqa: F401 (autouse fixture)
+from tests.servers import free_port
+from tests.test_relay_adapter import relay_process
+
+FULL_MESSAGE = "An diesem Anruf nimmt bereits die größtmögliche Zahl von Personen teil."
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def shared_relay(tmp_path_factory):
+    with relay_process(tmp_path_factory.mktemp("relay"), RELAY_MAX_ROOMS="8") as (url, _):
+        yield url
+
+
+@pytest.fixture
+def relay_url(request, shared_relay, tmp_path):
+    """The shared relay; parametrise indirectly with "closed" (nothing listens there) or
+    "own" (a RelayProcess of this test's own, as request.node.relay)."""
+    mode = getattr(request, "param", "shared")
+    if mode == "closed":
+        yield f"http://127.0.0.1:{free_port()}"
+    elif mode == "own":
+        own = RelayProcess(tmp_path).start()
+        request.node.relay = own
+        try:
+            yield own.url
+        finally:
+            own.stop()
+    else:
+        yield shared_relay
+
+
+@pytest.fixture
+def config_overrides(relay_url):
+    return {"RELAY_URL": relay_url, "RELAY_SECRET": SECRET.decode()}
+
+
+@pytest.fixture
+def aio():
+    loop = Aio()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def group(app, relay_url, aio):
+    """group(tariff="premium", guests=1) -> GroupCall on a live server. Afterwards the
+    pages close first (the server then leaves and closes the room), then the browsers."""
+    live = LiveServer(app)
+    calls = []
+
+    def factory(tariff="premium", guests=1):
+        call = GroupCall(app, live, tariff, guests)
+        calls.append(call)
+        return call
+
+    yield factory
+    live.stop()
+    for call in calls:
+        try:
+            # not asserted here (the tests about closing the room do): waits for the
+            # server's cleanup before the database goes
+            wait_until(lambda: room_members(relay_url, call.room) is None, "room closed", timeout=5)
+        except (AssertionError, OSError):
+            close_room_quietly(relay_url, call.room)
+
+
+def keys_of(roster):
+    return {p["key"] for p in roster["participants"]}
+
+
+def joined(call, aio, guests=1):
+    """grouped(), then every member's browser joins the relay, one after the other, and
+    connects. Returns staff, patient, the guests' Members, the browsers by key and the
+    last roster."""
+    staff, patient, guest_members = call.grouped(guests)
+    members = [(staff, aio.browser("staff")), (patient, aio.browser("patient"))] + [
+        (g, aio.browser(f"guest-{pid}")) for g, pid in zip(guest_members, call.guest_ids)]
+    roster = join_in_turn(aio, members)[-1][0]
+    browsers = {b.key: b for _, b in members}
+    wait_until(lambda: all(b.connected() for b in browsers.values()), "browsers connected to the relay")
+    return staff, patient, guest_members, browsers, roster
+
+
+# -- joining --------------------------------------------------------------------------
+
+def test_guest_accept_moves_the_accepted_call_to_the_relay(group, relay_url):
+    call = group()
+    (guest_id,) = call.guest_ids
+    staff, patient = call.staff(), call.patient()
+    guest = call.guest()
+    for member, key in ((staff, "staff"), (patient, "patient"), (guest, f"guest-{guest_id}")):
+        welcome = member.welcome
+        assert (welcome["key"], welcome["group"], welcome["maxParticipants"], welcome["relay"]) == (
+            key, True, 5, False), (member.label, welcome)
+    assert guest.welcome["role"] == "guest"
+    assert guest.welcome["participant"] == {"id": guest_id, "name": "Jonas Dolmetscher"}
+
+    # the call state reaches the guest channel too
+    staff.send({"type": "ring"})
+    guest.take("call-state", state="ringing")
+    patient.take("call-state", state="ringing")
+    patient.send({"type": "accept"})
+    for member in (staff, patient, guest):
+        member.take("call-state", state="accepted")
+    assert room_members(relay_url, call.room) is None  # 1:1 until a guest joins
+
+    guest.send({"type": "accept"})
+    for member in (staff, patient, guest):
+        assert member.take("relay") == {"type": "relay", "active": True}, member.label
+    room = relay_client(relay_url).room(call.room)
+    assert room["max_participants"] == 5 and room["participants"] == []
+
+    # pages opened now (a reload) learn that the call runs through the relay
+    for again in (call.guest(), call.staff()):
+        assert (again.welcome["relay"], again.welcome["state"]) == (True, "accepted"), again.welcome
+
+
+def test_members_send_and_receive_media_through_the_relay_on_the_rosters_slots(group, relay_url, aio):
+    call = group()
+    staff, patient, (guest,) = call.grouped()
+    guest_key = f"guest-{call.guest_ids[0]}"
+    members = [(staff, aio.browser("staff")), (patient, aio.browser("patient")), (guest, aio.browser(guest_key))]
+    history = join_in_turn(aio, members)
+    rosters = history[-1]
+    keys = ["staff", "patient", guest_key]
+    for _, browser in members:
+        assert re.search(r"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 \d+ typ host",
+                         browser.pc.remoteDescription.sdp), "an answer from the relay"
+    assert room_members(relay_url, call.room) == set(keys)
+
+    # one roster per join, the same on every channel, its version rising
+    for rosters_of_join in history:
+        assert all(r == rosters_of_join[0] for r in rosters_of_join), rosters_of_join
+    versions = [rosters_of_join[0]["version"] for rosters_of_join in history]
+    assert all(isinstance(v, int) for v in versions) and versions == sorted(set(versions)), versions
+    roster = rosters[0]
+    assert expected_slots(roster, keys), roster
+    assert sorted(roster["participants"], key=lambda p: p["key"]) == sorted([
+        {"key": "staff", "name": PRACTICE_NAME, "role": "staff"},
+        {"key": "patient", "name": PATIENT_NAME, "role": "patient"},
+        {"key": guest_key, "name": "Jonas Dolmetscher", "role": "guest"},
+    ], key=lambda p: p["key"])
+    wait_until(lambda: all(b.connected() for _, b in members), "browsers connected to the relay")
+    assert_media_follows_roster([b for _, b in members], roster)
+
+
+@sqlite_only
+def test_media_state_in_a_group_names_its_sender_and_is_not_echoed(group):
+    call = group(guests=2)
+    staff, patient, (first, second) = call.grouped(guests=2)
+    first_key = f"guest-{call.guest_ids[0]}"
+    state = {"type": "media-state", "camera": False, "mic": True, "screen": False}
+    first.send(state)
+    for member in (staff, patient, second):
+        assert member.take("media-state") == {**state, "from": first_key}, member.label
+
+    # what staff send after it reaches the first guest; its own message never came back
+    answer = {"type": "media-state", "camera": True, "mic": False, "screen": False}
+    staff.send(answer)
+    assert first.first_of("media-state") == {**answer, "from": "staff"}
+    assert patient.take("media-state") == {**answer, "from": "staff"}
+    assert second.take("media-state") == {**answer, "from": "staff"}
+
+    # screen sharing the same way; the sender is told to go ahead
+    second.send({"type": "screen-share", "active": True})
+    second.take("screen-share-ok")
+    for member in (staff, patient, first):
+        assert member.take("screen-share") == {"type": "screen-share", "active": True,
+                                               "from": f"guest-{call.guest_ids[1]}"}, member.label
+    staff.send({"type": "screen-share", "active": False})
+    assert second.first_of("screen-share") == {"type": "screen-share", "active": False, "from": "staff"}
+
+
+# -- refusals -------------------------------------------------------------------------
+
+@sqlite_only
+def test_guest_accept_needs_the_patient_to_have_accepted(group, relay_url):
+    call = group()
+    staff, patient = call.staff(), call.patient()
+    guest = call.guest()
+    guest.send({"type": "accept"})  # idle
+    error = guest.take("error")
+    assert error["code"] == "invalid" and error["message"], error
+
+    staff.send({"type": "ring"})
+    for member in (staff, patient, guest):
+        member.take("call-state", state="ringing")
+    guest.send({"type": "accept"})
+    assert guest.take("error")["code"] == "invalid"
+    assert room_members(relay_url, call.room) is None
+    # the guest did not answer the patient's ringing: the patient still can
+    patient.send({"type": "accept"})
+    for member in (staff, patient, guest):
+        member.take("call-state", state="accepted")
+    call.settle(staff, patient)
+
+    # a guest's decline changes nothing: what the pages see next is what came after it
+    guest.send({"type": "decline"})
+    patient.send({"type": "media-state", "camera": True, "mic": True, "screen": False})
+    assert staff.first_of("media-state", "call-state", "relay", "error")["type"] == "media-state"
+    guest.send({"type": "accept"})
+    for member in (staff, patient):
+        assert member.first_of("relay", "call-state", "error") == {"type": "relay", "active": True}, member.label
+    guest.take("relay", active=True)
+
+
+@sqlite_only
+def test_standard_practice_gets_no_group_call(group, relay_url):
+    call = group()
+    call.set_tariff("standard")  # the guest was added on Premium; the practice changed tariff since
+    staff, patient = call.accepted()
+    guest = call.guest()
+    for member in (staff, patient, guest):
+        assert (member.welcome["group"], member.welcome["maxParticipants"], member.welcome["relay"]) == (
+            False, 2, False), member.label
+
+    guest.send({"type": "accept"})
+    error = guest.take("error")
+    assert error["code"] == "tariff" and error["message"]
+    assert staff.first_of("error", "relay") == error
+    staff.send({"type": "relay-offer", "sdp": "v=0\r\n"})
+    assert staff.first_of("error", "relay-answer", "relay")["code"] == "tariff"
+    assert room_members(relay_url, call.room) is None
+
+    # nobody moved to the relay: the 1:1 call goes on, then ends for all
+    patient.send({"type": "signal", "candidate": None})
+    assert staff.first_of("signal", "relay") == {"type": "signal", "candidate": None}
+    staff.send({"type": "hangup"})
+    for member in (staff, patient, guest):
+        assert member.first_of("relay", "call-state") == {"type": "call-state", "state": "ended"}, member.label
+
+
+@sqlite_only
+def test_relay_offer_outside_an_accepted_call_is_refused(group, relay_url):
+    call = group()
+    staff, patient = call.staff(), call.patient()
+    guest = call.guest()
+    staff.send({"type": "relay-offer", "sdp": "v=0\r\n"})  # idle
+    assert staff.first_of("error", "relay-answer")["code"] == "invalid"
+    staff.send({"type": "ring"})
+    guest.take("call-state", state="ringing")
+    for member in (patient, guest):
+        member.send({"type": "relay-offer", "sdp": "v=0\r\n"})
+        assert member.first_of("error", "relay-answer")["code"] == "invalid", member.label
+    assert room_members(relay_url, call.room) is None
+
+
+@sqlite_only
+@pytest.mark.parametrize("relay_url", ["closed"], indirect=True)
+def test_unreachable_relay_leaves_the_one_to_one_call_alone(group):
+    call = group()
+    staff, patient = call.accepted()
+    guest = call.guest()
+    guest.send({"type": "accept"})
+    error = guest.take("error")
+    assert error == {"type": "error", "code": "relay", "message": str(relay.RelayUnavailable.default)}
+    assert error["message"].startswith("Der Medienserver ist nicht erreichbar.")
+    assert staff.first_of("error", "relay", "call-state") == error
+
+    # the patient never heard of it, and the pages still talk browser to browser
+    staff.send({"type": "signal", "candidate": None})
+    assert patient.first_of("signal", "relay", "call-state", "error") == {"type": "signal", "candidate": None}
+    patient.send({"type": "signal", "candidate": None})
+    assert staff.first_of("signal", "relay", "call-state") == {"type": "signal", "candidate": None}
+    again = call.guest()
+    assert (again.welcome["state"], again.welcome["relay"]) == ("accepted", False)
+
+
+# -- leaving ---------------------------------------------------------------------------
+
+@sqlite_only
+def test_guest_hangup_leaves_the_relay_and_staff_hangup_closes_the_room(group, relay_url, aio):
+    call = group()
+    staff, patient, (guest,), browsers, before = joined(call, aio)
+    guest_key = f"guest-{call.guest_ids[0]}"
+
+    guest.send({"type": "hangup"})
+    wait_until(lambda: room_members(relay_url, call.room) == {"staff", "patient"}, "the relay lets the guest go")
+    for member in (staff, patient):
+        roster = member.take("roster")
+        assert keys_of(roster) == {"staff", "patient"}, (member.label, roster)
+        assert roster["version"] > before["version"]
+        assert set(roster["slots"]) == {"staff", "patient"}
+        assert guest_key not in {publisher for slots in roster["slots"].values() for publisher in slots.values()}
+    # the call goes on between the two
+    patient.send({"type": "media-state", "camera": True, "mic": True, "screen": False})
+    assert staff.first_of("media-state", "call-state")["from"] == "patient"
+
+    staff.send({"type": "hangup"})
+    for member in (staff, patient, guest):
+        member.take("call-state", state="ended")
+    wait_until(lambda: room_members(relay_url, call.room) is None, "the room is closed on the relay")
+    with pytest.raises(RelayRefused) as gone:
+        relay_client(relay_url).room(call.room)
+    assert (gone.value.status, gone.value.code) == (404, "no_room")
+
+
+@sqlite_only
+def test_a_guest_page_that_goes_away_leaves_the_relay(group, relay_url, aio):
+    call = group()
+    staff, patient, (guest,), browsers, _ = joined(call, aio)
+    guest_key = f"guest-{call.guest_ids[0]}"
+    # the guest's peer connection stays up: only the server can take it out
+    assert browsers[guest_key].connected()
+    guest.crash()
+    wait_until(lambda: room_members(relay_url, call.room) == {"staff", "patient"}, "the relay lets the guest go")
+    assert keys_of(staff.take("roster")) == {"staff", "patient"}
+
+
+@sqlite_only
+def test_room_closes_when_the_practice_and_the_patient_pages_close(group, relay_url):
+    call = group()
+    staff, patient, (guest,) = call.grouped()
+    assert room_members(relay_url, call.room) == set()
+    staff.socket.ws.close()
+    patient.socket.ws.close()
+    wait_until(lambda: room_members(relay_url, call.room) is None, "the room is closed on the relay")
+
+
+@sqlite_only
+def test_deleting_the_appointment_closes_the_room(group, relay_url):
+    call = group()
+    staff, patient, (guest,) = call.grouped()
+    assert call.staff_auth.delete(f"/patienten/termine/{call.id}").status_code == 200
+    for member in (staff, patient, guest):
+        member.take("appointment-deleted")
+    wait_until(lambda: room_members(relay_url, call.room) is None, "the room is closed on the relay")
+
+
+# -- the relay's limits ----------------------------------------------------------------
+
+@sqlite_only
+@pytest.mark.parametrize("relay_url", ["own"], indirect=True)
+def test_a_restarted_relay_gets_the_room_back_with_fresh_offers(group, relay_url, aio, request):
+    own = request.node.relay
+    call = group()
+    staff, patient, (guest,), browsers, before = joined(call, aio)
+    guest_key = f"guest-{call.guest_ids[0]}"
+
+    own.kill()
+    own.start()  # same control port, nothing in it
+    assert room_members(relay_url, call.room) is None
+
+    fresh = [(staff, aio.browser("staff")), (guest, aio.browser(guest_key))]
+    staff.offer(aio, fresh[0][1])
+    assert room_members(relay_url, call.room) == {"staff"}
+    assert relay_client(relay_url).room(call.room)["max_participants"] == 5
+    guest.offer(aio, fresh[1][1])
+    roster = staff.take("roster", where=lambda r: expected_slots(r, ["staff", guest_key]))
+    # pages ignore rosters older than the last they saw: the new relay's count on
+    assert roster["version"] > before["version"]
+    wait_until(lambda: all(b.connected() for _, b in fresh), "fresh browsers connected to the new relay")
+    assert_media_follows_roster([b for _, b in fresh], roster)
+
+
+@sqlite_only
+def test_a_full_room_refuses_a_further_member(group, relay_url, aio, app):
+    call = group()
+    staff, patient, (guest,) = call.grouped()
+    # Four the relay holds already (a sixth member cannot be invited: the seat limit
+    # stops a fourth guest), so staff are the tariff's fifth.
+    client = relay_client(relay_url)
+    for n in range(1, 5):
+        outsider = aio.browser(f"outsider-{n}", publish=False)
+        answer = client.join(call.room, f"outsider-{n}", aio.run(outsider.offer()))
+        aio.run(outsider.answer(answer["sdp"]))
+    staff.offer(aio, aio.browser("staff"))
+
+    patient_browser = aio.browser("patient")
+    patient.send({"type": "relay-offer", "sdp": aio.run(patient_browser.offer())})
+    assert patient.first_of("error", "relay-answer") == {"type": "error", "code": "full", "message": FULL_MESSAGE}
+    assert "patient" not in room_members(relay_url, call.room)
+
+    # the same key again replaces its connection: no sixth place needed
+    staff.offer(aio, aio.browser("staff"))
+    assert len(room_members(relay_url, call.room)) == 5
+
+    # the adapter says the same for anyone else
+    sdp = aio.run(aio.browser("guest-0").offer())
+    with app.app_context(), pytest.raises(relay.RelayFull) as full:
+        relay.join(call.room, "guest-0", sdp)
+    assert (full.value.reason, full.value.message) == ("room_full", FULL_MESSAGE)

@@ -45,6 +45,9 @@ class Participant:
         self.pc = pc
         self.publications = []
         self.slots = []
+        # Set once its offer is answered: only then do others' media get its slots
+        # and its media theirs (joins run concurrently).
+        self.ready = False
         self.log = _IdLog(logger, {"room": room.id, "participant": participant_id})
 
     def status(self):
@@ -76,8 +79,9 @@ class Room:
 
     def connect(self, newcomer):
         self.version = time.monotonic_ns() // 1000
+        newcomer.ready = True
         for other in self.participants.values():
-            if other is newcomer:
+            if other is newcomer or not other.ready:
                 continue
             for publication in other.publications:
                 self._give_slot(newcomer, publication)
@@ -86,6 +90,8 @@ class Room:
 
     @staticmethod
     def _give_slot(subscriber, publication):
+        if any(slot.publication is publication for slot in subscriber.slots):
+            return
         for slot in subscriber.slots:
             if slot.kind == publication.kind and slot.publication is None:
                 slot.attach(publication)

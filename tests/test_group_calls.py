@@ -10,6 +10,8 @@ which keeps this file's run time in bounds (aiortc and the relay are the slow pa
 """
 import re
 
+import time
+
 import pytest
 
 from app.consultation import relay
@@ -237,6 +239,22 @@ def test_guest_accept_needs_the_patient_to_have_accepted(group, relay_url):
 
 
 @sqlite_only
+def test_a_refused_guest_accept_or_relay_offer_also_gets_the_current_call_state(group):
+    """docs/signalling.md, "Call state": a message that does not fit the current state
+    gets error/invalid *and the current call-state*."""
+    call = group()
+    staff, patient = call.staff(), call.patient()
+    guest = call.guest()
+    guest.send({"type": "accept"})
+    assert guest.take("error")["code"] == "invalid"
+    staff.send({"type": "relay-offer", "sdp": "v=0\r\n"})
+    assert staff.take("error")["code"] == "invalid"
+    staff.send({"type": "ring"})  # a later state: the idle ones must come before it
+    assert guest.first_of("call-state") == {"type": "call-state", "state": "idle"}
+    assert staff.first_of("call-state") == {"type": "call-state", "state": "idle"}
+
+
+@sqlite_only
 def test_standard_practice_gets_no_group_call(group, relay_url):
     call = group()
     call.set_tariff("standard")  # the guest was added on Premium; the practice changed tariff since
@@ -337,6 +355,24 @@ def test_a_guest_page_that_goes_away_leaves_the_relay(group, relay_url, aio):
     guest.crash()
     wait_until(lambda: room_members(relay_url, call.room) == {"staff", "patient"}, "the relay lets the guest go")
     assert keys_of(staff.take("roster")) == {"staff", "patient"}
+
+
+@sqlite_only
+def test_a_guests_old_socket_closing_late_leaves_its_new_connection_alone(group, relay_url, aio):
+    """A dropped network: the guest's page is back on a new socket and has joined again
+    before the server notices the old socket is gone."""
+    call = group()
+    staff, patient, (old,), browsers, _ = joined(call, aio)
+    guest_key = f"guest-{call.guest_ids[0]}"
+    new = call.guest()
+    again = aio.browser(guest_key)
+    new.offer(aio, again)
+    wait_until(again.connected, "the guest's new connection is up")
+    old.crash()
+    staff.take("roster", where=lambda r: guest_key in {p["key"] for p in r["participants"]})
+    time.sleep(1)  # the old socket's cleanup has run by now (a wrong leave would follow at once)
+    assert room_members(relay_url, call.room) == {"staff", "patient", guest_key}
+    assert again.connected()
 
 
 @sqlite_only

@@ -227,6 +227,10 @@ def patient_identity():
 
 # -- one socket --------------------------------------------------------------------------
 
+def _ignore(message):
+    pass
+
+
 class Connection:
     """A websocket bound to one appointment and role.
 
@@ -245,6 +249,9 @@ class Connection:
         self.closed = False
         self.bucket = protocol.TokenBucket()
         self.subscription = None
+        # Guests share one channel: each also holds its own key's channel, so that the
+        # server can tell whether another page of the same guest is still there.
+        self.key_subscription = None
         # This socket's page joined the relay: leave it when the socket goes.
         self.in_relay = False
         aid = identity.appointment_id
@@ -316,6 +323,8 @@ class Connection:
             welcome["participant"] = {"id": self.identity.participant_id, "name": self.identity.display_name}
         with self.send_lock:
             self.subscription = self.hub.subscribe(self.own_channel, self.deliver)
+            if self.guest:
+                self.key_subscription = self.hub.subscribe(channel(aid, self.identity.key), _ignore)
             welcome["peer_online"] = self.hub.subscribers(self.peer_channel) > 0
             self._send_locked(welcome)
         if not self.guest:
@@ -324,11 +333,12 @@ class Connection:
 
     def cleanup(self):
         aid = self.identity.appointment_id
-        if self.subscription is not None:
-            self.subscription.close()
+        for subscription in (self.subscription, self.key_subscription):
+            if subscription is not None:
+                subscription.close()
         # A page that came back on a new socket has joined again under the same key:
         # the old socket must not take it out.
-        if self.in_relay and (self.guest or self.hub.subscribers(self.own_channel) == 0):
+        if self.in_relay and self.hub.subscribers(channel(aid, self.identity.key)) == 0:
             if group.leave(self.identity):
                 group.publish_roster(self.hub, aid)
         if self.guest:
@@ -418,8 +428,10 @@ class Connection:
                     group.publish_roster(self.hub, aid)
             return
         # accept: join the running call, which moves it to the relay.
-        if self.hub.call_state(aid).state != ACCEPTED:
+        state = self.hub.call_state(aid).state
+        if state != ACCEPTED:
             self.error("invalid", _("Das Gespräch hat noch nicht begonnen. Bitte warten Sie, bis die Praxis anruft."))
+            self.send({"type": "call-state", "state": state})
             return
         if not self.identity.group_calls:
             text = _("Der Tarif der Praxis erlaubt keine weiteren Personen in diesem Anruf.")
@@ -439,8 +451,10 @@ class Connection:
         if not self.identity.group_calls:
             self.error("tariff", FEATURE_MESSAGES["participants"])
             return
-        if self.hub.call_state(aid).state != ACCEPTED:
+        state = self.hub.call_state(aid).state
+        if state != ACCEPTED:
             self.error("invalid", _("Das ist im Moment nicht möglich."))
+            self.send({"type": "call-state", "state": state})
             return
         try:
             answer = group.join(self.identity, sdp)

@@ -229,6 +229,26 @@ async def test_leaving_and_crashing_participants_do_not_disturb_the_others():
             await p.close()
 
 
+@asynctest
+async def test_concurrent_joins_give_each_publication_one_slot():
+    """A browser's page joins when the relay says a guest came: three at once is the
+    normal case, and each must see each other once (not twice, filling the slots)."""
+    async with running_relay() as (relay, client):
+        await call(client.create_room, "room1")
+        members = [Participant(name) for name in ("a", "b", "c")]
+        offers = []
+        for member in members:
+            await member.pc.setLocalDescription(await member.pc.createOffer())
+            offers.append(member.pc.localDescription.sdp)
+        await asyncio.gather(*(relay.join("room1", m.name, sdp) for m, sdp in zip(members, offers)))
+        for status in relay.rooms["room1"].status()["participants"]:
+            seen = [(s["participant"], s["kind"]) for s in status["slots"] if s["participant"]]
+            others = {"a", "b", "c"} - {status["participant"]}
+            assert sorted(seen) == sorted((o, k) for o in others for k in ("audio", "video")), status
+        for member in members:
+            await member.pc.close()
+
+
 @pytest.mark.parametrize("case, reason", [
     ("unsigned", "unsigned"),
     ("wrong secret", "bad_signature"),

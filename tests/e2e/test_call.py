@@ -2,6 +2,7 @@
 camera and microphone: the link from the e-mail, device check, waiting room, ringing,
 the call with its toolbar, chat, screen sharing by tariff, hang up, deleting the link."""
 import re
+import time
 
 from playwright.sync_api import expect
 
@@ -78,9 +79,20 @@ def start_call(staff, patient, full_name):
 def remote_video_plays(page):
     page.wait_for_function("""() => { const v = document.getElementById('remote-video');
         return v.videoWidth > 0 && !v.paused && v.readyState >= 2; }""")
-    page.wait_for_function(f"async () => ({FRAMES_DECODED})().then((n) => n > 0)")
-    first = page.evaluate(FRAMES_DECODED)
-    page.wait_for_function(f"async () => ({FRAMES_DECODED})().then((n) => n > {first})")
+    first = frames_decoded_above(page, 0)
+    frames_decoded_above(page, first)
+
+
+def frames_decoded_above(page, floor, timeout=15.0):
+    """Polls getStats until framesDecoded exceeds `floor`; returns it. (wait_for_function
+    does not await a promise: an async predicate would count as true at once.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        frames = page.evaluate(FRAMES_DECODED)
+        if frames > floor:
+            return frames
+        assert time.monotonic() < deadline, f"framesDecoded stayed at {frames}"
+        page.wait_for_timeout(100)
 
 
 def test_call_premium(logged_in, other_page, smtp, live_server):

@@ -19,7 +19,11 @@ Hooks used (all on aiortc 1.16.0):
   replaced per instance; RTCDtlsTransport `_rx_srtp`, `_rtp_header_extensions_map`
   and `_rtp_router` used to decrypt, parse and route SRTP packets on the spot.
 - aioice.ice.get_host_addresses and the event loop's create_datagram_endpoint
-  (bind address, UDP port range, receive buffer).
+  (bind address, UDP port range, receive buffer); the datagram transport's `_sock`,
+  `_buffer`, `_conn_lost` and the loop's `_add_reader` (batched reads, direct sends);
+  aioice StunProtocol `receiver` / `local_candidate`.
+- pylibsrtp 1.0.0 Session `_srtp`, `_cdata`, `_buffer` (protect without a per-packet
+  allocation).
 """
 import asyncio
 import logging
@@ -30,6 +34,8 @@ from typing import Optional
 import aioice.ice
 import aiortc
 import pylibsrtp
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -50,17 +56,22 @@ from aiortc.rtp import (
 )
 
 AIORTC_VERSION = "1.16.0"
-if aiortc.__version__ != AIORTC_VERSION:  # pragma: no cover - guards the pin
-    raise ImportError(
-        f"media_relay.forwarding hooks aiortc {AIORTC_VERSION} internals, "
-        f"found {aiortc.__version__}"
-    )
+PYLIBSRTP_VERSION = "1.0.0"
+for _module, _pinned in ((aiortc, AIORTC_VERSION), (pylibsrtp, PYLIBSRTP_VERSION)):
+    if _module.__version__ != _pinned:  # pragma: no cover - guards the pins
+        raise ImportError(
+            f"media_relay.forwarding hooks {_module.__name__} {_pinned} internals, "
+            f"found {_module.__version__}"
+        )
 
 logger = logging.getLogger("media_relay.forwarding")
 
 VIDEO_MIME = "video/vp8"
 AUDIO_MIME = "audio/opus"
 UDP_RECEIVE_BUFFER = 2 * 1024 * 1024
+# Datagrams read per wake-up of a media socket: under load several wait, and each
+# wake-up of the event loop costs more than reading one.
+READ_BATCH = 32
 # The same Chrome ramps its encoder back up within a second; more PLIs than this
 # only make it send keyframe after keyframe.
 PLI_MIN_INTERVAL = 0.3
@@ -116,10 +127,41 @@ def install_udp_port_range(loop, port_min, port_max):
             except OSError:
                 continue
             _widen_receive_buffer(result[0])
+            _read_in_batches(loop, *result)
             return result
         raise OSError(f"no free UDP port in {port_min}-{port_max}")
 
     loop.create_datagram_endpoint = create_datagram_endpoint
+
+
+def _read_in_batches(loop, transport, protocol):
+    """asyncio reads one datagram per wake-up and aioice tries to parse each as STUN
+    (raising ValueError for every media packet). For aioice's media sockets, read
+    what is waiting, up to READ_BATCH, and hand RTP/RTCP (first byte 128-191, RFC
+    7983) straight to the ICE connection. The reader was registered when the
+    endpoint was made (before its waiter resolved); this replaces it."""
+    if not isinstance(protocol, aioice.ice.StunProtocol):
+        return
+    sock = transport._sock
+    recvfrom, max_size = sock.recvfrom, transport.max_size
+
+    def read_ready():
+        for _ in range(READ_BATCH):
+            if transport._conn_lost:
+                return
+            try:
+                data, addr = recvfrom(max_size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                protocol.error_received(exc)
+                return
+            if data and 127 < data[0] < 192 and hasattr(protocol, "local_candidate"):
+                protocol.receiver.data_received(data, protocol.local_candidate.component)
+            else:
+                protocol.datagram_received(data, addr)
+
+    loop._add_reader(sock.fileno(), read_ready)
 
 
 def _widen_receive_buffer(transport):
@@ -194,12 +236,54 @@ def announce_address(sdp: str, public_ip: Optional[str]) -> str:
 
 def _send_now(dtls, plain: bytes):
     """What RTCDtlsTransport._send_rtp → RTCIceTransport._send → Connection.sendto do,
-    without three awaits per packet."""
+    without three awaits per packet; the way out (socket, address, SRTP session) is
+    looked up once per nominated pair."""
     if dtls._state is not DtlsState.CONNECTED:
         return
     pair = dtls._transport._connection._nominated.get(1)
-    if pair is not None:
-        pair.protocol.transport.sendto(dtls._tx_srtp.protect(plain), pair.remote_addr)
+    if pair is None:
+        return
+    route = dtls.__dict__.get("_relay_route")
+    if route is None or route[0] is not pair or route[1] is not dtls._tx_srtp:
+        transport = pair.protocol.transport
+        route = dtls._relay_route = (pair, dtls._tx_srtp, transport, transport._sock.sendto,
+                                     pair.remote_addr, _protector(dtls._tx_srtp))
+    _, _, transport, sendto, addr, protect = route
+    data = protect(plain)
+    if transport._buffer:  # asyncio holds earlier packets: keep the order
+        transport.sendto(data, addr)
+        return
+    try:
+        sendto(data, addr)
+    except (BlockingIOError, InterruptedError):
+        transport.sendto(data, addr)  # asyncio queues it until writable
+    except OSError:
+        pass  # as asyncio's transport: a datagram that cannot go is lost
+
+
+def _protector(session):
+    """Session.protect without its per-call checks and allocation (pylibsrtp 1.0.0:
+    the session's own buffer, the same C call); made once per SRTP session."""
+    protect = getattr(session, "_relay_protect", None)
+    if protect is not None:
+        return protect
+    length = _srtp_ffi.new("int *")
+    srtp, cdata, buffer = session._srtp[0], session._cdata, session._buffer
+    limit = len(cdata) - pylibsrtp.SRTP_MAX_TRAILER_LEN
+    srtp_protect = _srtp_lib.srtp_protect
+
+    def protect(plain: bytes) -> bytes:
+        n = len(plain)
+        if n > limit:
+            raise ValueError("packet is too long")
+        length[0] = n
+        buffer[0:n] = plain
+        if srtp_protect(srtp, cdata, length):
+            raise pylibsrtp.Error("srtp_protect failed")
+        return buffer[0:length[0]]
+
+    session._relay_protect = protect
+    return protect
 
 
 # --- receiving without a coroutine per packet ---------------------------------------

@@ -714,6 +714,7 @@
     attempt: 0,
     retryTimer: null,
     speakerTimer: null,
+    energy: {}, // mid -> the audio energy and duration received at the last speaker sample
     joining: false,
   };
   const grid = $("#call-grid");
@@ -960,6 +961,7 @@
   function stopSpeakerLoop() {
     clearInterval(group.speakerTimer);
     group.speakerTimer = null;
+    group.energy = {};
     if (grid) grid.querySelectorAll(".tile[data-speaking]").forEach((tile) => tile.removeAttribute("data-speaking"));
   }
 
@@ -967,13 +969,21 @@
     const peer = pc;
     if (!peer || group.mode !== "relay") return;
     const report = await peer.getStats();
+    if (peer !== pc) return;
     let loudest = null;
     let level = SPEAKER_MIN_LEVEL;
+    const before = group.energy;
+    group.energy = {};
     report.forEach((r) => {
-      if (r.type === "inbound-rtp" && r.kind === "audio" && r.mid && typeof r.audioLevel === "number" && r.audioLevel > level) {
-        const key = group.slots[r.mid];
-        if (key && !(group.states[key] && group.states[key].mic === false)) { loudest = key; level = r.audioLevel; }
-      }
+      if (r.type !== "inbound-rtp" || r.kind !== "audio" || !r.mid || typeof r.totalAudioEnergy !== "number") return;
+      group.energy[r.mid] = { energy: r.totalAudioEnergy, duration: r.totalSamplesDuration };
+      const last = before[r.mid];
+      if (!last || !(r.totalSamplesDuration > last.duration)) return;
+      // The mean level since the last sample: audioLevel is only the last moment's,
+      // and a sample that falls into a pause between words (or beeps) missed the speaker.
+      const mean = Math.sqrt(Math.max(0, r.totalAudioEnergy - last.energy) / (r.totalSamplesDuration - last.duration));
+      const key = group.slots[r.mid];
+      if (key && mean > level && !(group.states[key] && group.states[key].mic === false)) { loudest = key; level = mean; }
     });
     if (!grid) return;
     grid.querySelectorAll(".tile").forEach((tile) => {

@@ -5,6 +5,7 @@ aiosmtpd. Later call tests reuse these fixtures.
 Without /usr/bin/chromium the whole package skips with the reason; CI sets
 REQUIRE_BROWSER=1 so that a missing browser fails instead.
 """
+import http.client
 import os
 import re
 import socket
@@ -27,6 +28,10 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--no-first-run", "--disable-sync", "--disable-quic",
+    # Together these also answer getDisplayMedia without a picker: the fake UI grants it
+    # (without it the call waits for a picker nobody sees), the fake device supplies an
+    # animated "screen" as large as the page's screen (without it headless Chromium has
+    # nothing to capture: NotReadableError).
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
     # Chromium hides its host candidates behind mDNS names (<uuid>.local) by default.
     # Another Chromium resolves them, the relay (aioice) does not: with plain IPs the
@@ -119,11 +124,14 @@ class LiveServer:
         return result
 
     def start(self, name, args):
-        log = open(self.log_dir / f"{name}.log", "wb")
+        self.processes.append((name, self._spawn(name, args, "wb")))
+        return self.processes[-1][1]
+
+    def _spawn(self, name, args, mode):
+        log = open(self.log_dir / f"{name}.log", mode)
         process = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env,
                                    stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        self.processes.append((name, process))
         return process
 
     def log_tail(self, name, lines=30):
@@ -156,6 +164,31 @@ class LiveServer:
         from media_relay.client import RelayClient
 
         return RelayClient("127.0.0.1", urlsplit(self.env["RELAY_URL"]).port, self.env["RELAY_SECRET"].encode())
+
+    def restart_relay(self, timeout=UP_TIMEOUT):
+        """Kills the relay with SIGKILL (a crash: no room is closed, no peer told) and
+        starts it again on the same control port and UDP range; returns the new process
+        once its control interface answers. Its log goes on in the same file."""
+        index = next(i for i, (name, _) in enumerate(self.processes) if name == "relay")
+        old = self.processes[index][1]
+        old.kill()
+        old.wait()
+        new = self._spawn("relay", ["media_relay"], "ab")
+        self.processes[index] = ("relay", new)
+        client = self.relay()
+        client.timeout = 2
+        deadline = time.monotonic() + timeout
+        while True:
+            if new.poll() is not None:
+                raise RuntimeError(f"relay exited with {new.returncode} after the restart:\n{self.log_tail('relay')}")
+            try:
+                client.status()
+                return new
+            except (OSError, http.client.HTTPException) as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"relay not answering after the restart ({exc!r}):\n"
+                                       f"{self.log_tail('relay')}") from exc
+            time.sleep(0.05)
 
     def stop(self):
         for _, process in reversed(self.processes):

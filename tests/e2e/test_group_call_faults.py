@@ -1,0 +1,295 @@
+"""Premium group calls through the media relay in real Chromium, beyond the happy path
+of test_group_call.py: the relay crashing and coming back, the active speaker, screen
+sharing, the screenshot and people leaving (docs/signalling.md, "Group calls through
+the media relay"). Same setup: one browser context per person, fake camera and
+microphone, a real `python -m media_relay` beside the app."""
+import struct
+import time
+
+from playwright.sync_api import expect
+
+from tests.e2e.test_call import invite, patient_waits, start_call
+from tests.e2e.test_group_call import (
+    MEDIA_STATE, MIN_FPS, add_participant, assert_media, guest_joins, guest_key, guest_link, in_relay_mode,
+    keep_console, measure, open_panel, poll, report, sees_members, tile,
+)
+
+# A hang guard, not a speed check: Chromium notices a dead relay only when its ICE
+# consent checks go unanswered (a few seconds), call.js waits 3 s of "disconnected"
+# before it joins again, then gathers and offers anew.
+RECOVERY_TIMEOUT = 60
+
+# Chromium's fake screen (getDisplayMedia with --use-fake-device-for-media-stream) is
+# animated and call.js asks for 10 fps. Half of that still fails a stream that stalls;
+# the full 10 would fail whenever headless Chromium on two cores decodes in bursts.
+MIN_SCREEN_FPS = 5
+# The fake camera as call.js asks for it; the fake screen is wider (its size follows
+# the page's screen, so the test reads it from the sharer's own preview).
+CAMERA_WIDTH, CAMERA_HEIGHT = 640, 360
+
+# Every member whose tile call.js marks data-speaking="true" from now on (it samples
+# twice a second; the fake microphones beep, so a speaker's tile may blink between
+# samples and a one-off look could miss it). What a tile showed before the watch
+# began does not count: it may be from a sample taken before the last mute arrived.
+WATCH_SPEAKERS = """() => {
+  const grid = document.getElementById("call-grid");
+  const seen = window.e2eSpeakers = new Set();
+  if (window.e2eSpeakerWatch) window.e2eSpeakerWatch.disconnect();
+  window.e2eSpeakerWatch = new MutationObserver(() => grid.querySelectorAll('.tile[data-speaking="true"]')
+    .forEach((t) => seen.add(t.dataset.key)));
+  window.e2eSpeakerWatch.observe(grid, { subtree: true, attributes: true, attributeFilter: ["data-speaking"] });
+}"""
+SPEAKERS_SEEN = "() => [...window.e2eSpeakers].sort()"
+
+# The page is on a new relay connection, connected, and every other member's video
+# and audio arrive on it (its counters start at zero, so > 0 means since the rejoin).
+RECOVERED = f"""async (keys) => {{
+  const call = window.sprechzimmerCall;
+  if (!call.pc || call.pc === window.e2eOldPc) return {{ ok: false, fresh: false, state: call.state }};
+  const media = await ({MEDIA_STATE})(keys);
+  return Object.assign(media, {{ ok: media.ok && call.state === "connected", fresh: true, state: call.state }});
+}}"""
+
+# The picture in a member's tile: its size and what getStats says about its slot.
+TILE_PICTURE = f"""async ([key, width]) => {{
+  const video = document.querySelector(`#call-grid .tile[data-key="${{key}}"] video`);
+  const media = await ({MEDIA_STATE})([key]);
+  return {{ ok: !!video && video.videoWidth === width, videoWidth: video && video.videoWidth,
+           stats: media.stats[key], slots: media.slots, connection: media.connection }};
+}}"""
+
+
+def tile_shows(page, key, width, timeout=15_000):
+    """Until `key`'s tile shows a picture `width` pixels wide (a hang guard)."""
+    state = poll(page, TILE_PICTURE, [key, width], timeout)
+    assert state["ok"], f"{key}'s tile not {width} px wide: {state}\nconsole: {page.e2e_console[-20:]}"
+
+
+def png_size(path):
+    with open(path, "rb") as png:
+        head = png.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", head[:8]
+    return struct.unpack(">II", head[16:24])
+
+
+def group_call(live_server, smtp, staff, patient, guests, patient_name, guest_people):
+    """Staff invite the patient and the guests, call the patient and the guests take the
+    running call: everybody on the relay, seeing and hearing everybody else. Returns
+    (appointment id, {key: page}, {key: name})."""
+    first, last = patient_name.split()
+    link = invite(staff, live_server, smtp, first, last, f"{first}.{last}@example.org".lower())
+    appointment_id = open_panel(staff, patient_name)
+    names = {"staff": live_server.practices["premium"]["name"], "patient": patient_name}
+    pages = {"staff": staff, "patient": patient}
+    for guest, (first, last) in zip(guests, guest_people):
+        email = f"{first}.{last}@example.org".lower()
+        assert add_participant(staff, appointment_id, first, last, email).status == 201
+        key = guest_key(staff, appointment_id, f"{first} {last}")
+        names[key], pages[key] = f"{first} {last}", guest
+        patient_waits(guest, guest_link(smtp, email))
+    patient_waits(patient, link)
+    start_call(staff, patient, patient_name)
+    for guest in guests:
+        guest_joins(guest)
+    for page in pages.values():
+        in_relay_mode(page)
+    for own, page in pages.items():
+        sees_members(page, {k: names[k] for k in pages if k != own})
+    return appointment_id, pages, names
+
+
+def freed_slots_idle(results):
+    """The results without the receive slots of members who left: Chromium keeps those
+    receivers' stats, but nothing may arrive on them any more."""
+    for label, result in results.items():
+        idle = {key for key in result["rates"] if key.startswith("?")}
+        for key in idle:
+            rate = result["rates"][key]
+            assert rate["fps"] == 0 and rate["audioPackets"] == 0, \
+                f"{label}: media on a slot nobody holds: {result['rates']}, slots {result['slots']}"
+        result["rates"] = {key: rate for key, rate in result["rates"].items() if key not in idle}
+    return results
+
+
+def others(pages, own):
+    return [key for key in pages if key != own]
+
+
+def relay_members(live_server, appointment_id):
+    room = live_server.relay().room(f"appointment-{appointment_id}")
+    return sorted(p["participant"] for p in room["participants"])
+
+
+def watch_rejoins(pages):
+    """{key: [(monotonic time, console text)]} of each page's "joining the relay again"."""
+    seen = {key: [] for key in pages}
+    for key, page in pages.items():
+        page.on("console", lambda msg, key=key: "joining the relay again" in msg.text
+                and seen[key].append((time.monotonic(), msg.text)))
+    return seen
+
+
+def speakers_while(pages, speaker, keys_muted):
+    """With only `speaker`'s microphone on: who each other page showed as speaking over
+    a few of call.js's samples, once the mutes had reached every page."""
+    for own, page in pages.items():
+        for key in keys_muted:
+            if key != own:
+                expect(tile(page, key)).to_have_attribute("data-mic", "off")
+        if own != speaker:
+            expect(tile(page, speaker)).to_have_attribute("data-mic", "on")
+    for page in pages.values():
+        page.evaluate(WATCH_SPEAKERS)
+    # Until the speaker's tile lit up on every page that hears them (a hang guard) …
+    listeners = [page for own, page in pages.items() if own != speaker]
+    started = time.monotonic()
+    while not all(speaker in page.evaluate(SPEAKERS_SEEN) for page in listeners):
+        if time.monotonic() > started + 15:
+            break
+        listeners[0].wait_for_timeout(100)
+    print(f"{speaker} shown speaking on the others' pages after {time.monotonic() - started:.1f} s")
+    # … and four more samples, in which a muted tile must not light up either.
+    listeners[0].wait_for_timeout(2000)
+    return {own: page.evaluate(SPEAKERS_SEEN) for own, page in pages.items()}
+
+
+def test_group_call_survives_a_relay_restart_and_shows_the_speaker(logged_in, other_page, more_pages, smtp,
+                                                                 live_server):
+    staff, patient, guest = keep_console(logged_in("premium")), keep_console(other_page), keep_console(more_pages())
+    appointment_id, pages, names = group_call(live_server, smtp, staff, patient, [guest], "Rita Neustart",
+                                              [("Karl", "Kollege")])
+    guest_key_ = next(key for key in pages if key.startswith("guest-"))
+    assert relay_members(live_server, appointment_id) == sorted(pages)
+
+    # The relay crashes and is started again: every page finds its way back by itself.
+    for page in pages.values():
+        page.evaluate("() => { window.e2eOldPc = window.sprechzimmerCall.pc; }")
+    rejoins = watch_rejoins(pages)
+    old_pid = next(p.pid for name, p in live_server.processes if name == "relay")
+    killed = time.monotonic()
+    new_relay = live_server.restart_relay()
+    assert new_relay.pid != old_pid
+    relay_back = time.monotonic() - killed
+    recovered, last = {}, {}
+    deadline = killed + RECOVERY_TIMEOUT
+    while len(recovered) < len(pages) and time.monotonic() < deadline:
+        for own, page in pages.items():
+            if own not in recovered:
+                last[own] = page.evaluate(RECOVERED, others(pages, own))
+                if last[own]["ok"]:
+                    recovered[own] = time.monotonic() - killed
+        staff.wait_for_timeout(100)
+    assert len(recovered) == len(pages), (
+        f"not back {RECOVERY_TIMEOUT} s after the relay restart: "
+        f"{ {k: v for k, v in last.items() if k not in recovered} }\n"
+        f"console: { {k: p.e2e_console[-15:] for k, p in pages.items() if k not in recovered} }")
+    print(f"\nrelay restart: relay answering again after {relay_back:.1f} s; "
+          + ", ".join(f"{own} noticed after {rejoins[own][0][0] - killed:.1f} s "
+                      f"({rejoins[own][0][1].rsplit(':', 1)[-1].strip()}), "
+                      f"video and audio from all after {recovered[own]:.1f} s"
+                      for own in pages if rejoins[own]))
+    # Each page got there by joining the relay again, not by an old connection that
+    # happened to survive.
+    assert all(rejoins.values()), f"pages that never rejoined: {[k for k, v in rejoins.items() if not v]}"
+    assert relay_members(live_server, appointment_id) == sorted(pages)
+    for own, page in pages.items():
+        expect(page.locator("#call-grid .tile[data-key]")).to_have_count(len(pages) - 1)
+        for key in others(pages, own):
+            expect(tile(page, key).locator(".tile-name")).to_have_text(names[key])
+    after = measure(pages)
+    report("three in the call after the relay restart:", after)
+    assert_media(after, {own: others(pages, own) for own in pages})
+
+    # Active speaker: only the staff's microphone is on. The others' pages show the
+    # staff's tile speaking and never a muted one; the staff page hears nobody.
+    for key in ("patient", guest_key_):
+        pages[key].locator('[data-action="mic"]').click()
+    seen = speakers_while(pages, "staff", ["patient", guest_key_])
+    assert seen == {"staff": [], "patient": ["staff"], guest_key_: ["staff"]}, seen
+    # The speaker changes: the guest talks, the staff listen.
+    staff.locator('[data-action="mic"]').click()
+    guest.locator('[data-action="mic"]').click()
+    seen = speakers_while(pages, guest_key_, ["staff", "patient"])
+    assert seen == {"staff": [guest_key_], "patient": [guest_key_], guest_key_: []}, seen
+
+
+def test_group_call_screen_sharing_screenshot_and_leaving(logged_in, other_page, more_pages, smtp, live_server):
+    staff, patient = keep_console(logged_in("premium")), keep_console(other_page)
+    guests = [keep_console(more_pages()) for _ in range(2)]
+    appointment_id, pages, names = group_call(live_server, smtp, staff, patient, guests, "Sabine Bildschirm",
+                                              [("Hanna", "Helferin"), ("Jonas", "Juniorpartner")])
+    sharer, stayer = [key for key in pages if key.startswith("guest-")]
+    viewers = others(pages, sharer)
+
+    # A guest shares the screen: everybody else's tile for the guest says so and shows
+    # the screen (the forwarded video track, now wider than the camera) while it keeps moving.
+    share = pages[sharer].locator('[data-action="screen"]')
+    share.click()
+    expect(share).to_have_attribute("aria-pressed", "true")
+    expect(pages[sharer].locator("#call")).to_have_attribute("data-local-screen", "true")
+    pages[sharer].wait_for_function("() => document.getElementById('local-video').videoWidth > 0")
+    screen_width = pages[sharer].evaluate("document.getElementById('local-video').videoWidth")
+    assert screen_width > CAMERA_WIDTH
+    for own in viewers:
+        expect(tile(pages[own], sharer)).to_have_attribute("data-screen", "true")
+        expect(tile(pages[own], sharer)).to_have_attribute("data-camera", "on")
+        tile_shows(pages[own], sharer, screen_width)
+    shared = measure({own: pages[own] for own in viewers})
+    report("a guest shares the screen:", shared)
+    for own, result in shared.items():
+        screen = result["rates"][sharer]
+        assert screen["width"] == screen_width and screen["fps"] >= MIN_SCREEN_FPS, f"{own}: screen {screen}"
+        for key in others(pages, own):
+            if key != sharer:
+                assert result["rates"][key]["fps"] >= MIN_FPS, f"{own}: video from {key} {result['rates'][key]}"
+
+    # Sharing stops: the camera again.
+    share.click()
+    expect(share).to_have_attribute("aria-pressed", "false")
+    for own in viewers:
+        expect(tile(pages[own], sharer)).to_have_attribute("data-screen", "false")
+        tile_shows(pages[own], sharer, CAMERA_WIDTH)
+    camera = measure({own: pages[own] for own in viewers})
+    report("the guest's camera again:", camera)
+    for own, result in camera.items():
+        assert result["rates"][sharer]["width"] == CAMERA_WIDTH, f"{own}: {result['rates'][sharer]}"
+    assert_media(camera, {own: others(pages, own) for own in viewers})
+
+    # Screenshot in a group call: the patient is asked, the staff get the patient's tile.
+    staff.locator('[data-action="screenshot"]').click()
+    consent = patient.locator("#screenshot-consent")
+    expect(consent).to_be_visible()
+    for key in (sharer, stayer):
+        expect(pages[key].locator("#screenshot-consent")).to_be_hidden()
+    with staff.expect_download() as download:
+        consent.get_by_role("button", name="Erlauben", exact=True).click()
+    assert download.value.suggested_filename.endswith(".png")
+    assert png_size(download.value.path()) == (CAMERA_WIDTH, CAMERA_HEIGHT)
+    expect(patient.get_by_text("Ein Bildschirmfoto wurde aufgenommen.")).to_be_visible()
+
+    # A guest hangs up: the call goes on for the rest, without that tile.
+    pages[sharer].locator('[data-action="hangup"]').click()
+    expect(pages[sharer].get_by_role("heading", name="Die Videosprechstunde ist beendet.")).to_be_visible()
+    remaining = {key: page for key, page in pages.items() if key != sharer}
+    for own, page in remaining.items():
+        expect(tile(page, sharer)).to_have_count(0)
+        sees_members(page, {k: names[k] for k in remaining if k != own})
+    assert relay_members(live_server, appointment_id) == sorted(remaining)
+    three = measure(remaining)
+    report("after a guest hung up:", three)
+    assert_media(freed_slots_idle(three), {own: others(remaining, own) for own in remaining})
+
+    # The other guest's browser is closed without hanging up: the server notices the
+    # closed socket, takes the guest out of the relay and the tile goes too.
+    pages[stayer].context.close()
+    remaining = {key: page for key, page in remaining.items() if key != stayer}
+    for own, page in remaining.items():
+        expect(tile(page, stayer)).to_have_count(0)
+        sees_members(page, {k: names[k] for k in remaining if k != own})
+    assert relay_members(live_server, appointment_id) == sorted(remaining)
+    two = measure(remaining)
+    report("after a guest's browser closed:", two)
+    assert_media(freed_slots_idle(two), {own: others(remaining, own) for own in remaining})
+    for page in remaining.values():
+        expect(page.locator("#call")).to_have_attribute("data-mode", "relay")
+        assert page.evaluate("window.sprechzimmerCall.state") == "connected"

@@ -17,7 +17,7 @@ class RelayConfig:
     udp_port_max: int = 40999
     bind_ips: tuple = ("127.0.0.1",)
     public_ip: str = ""
-    max_rooms: int = 4
+    max_rooms: int = 8
     max_participants: int = 5
     ice_servers: list = field(default_factory=list)
     max_video_bitrate: int = 600_000
@@ -39,7 +39,7 @@ class RelayConfig:
                     if ip.strip()
                 ),
                 public_ip=env.get("RELAY_PUBLIC_IP", "").strip(),
-                max_rooms=int(env.get("RELAY_MAX_ROOMS", "4")),
+                max_rooms=int(env.get("RELAY_MAX_ROOMS", "8")),
                 ice_servers=parse_ice_servers(env.get("RELAY_ICE_SERVERS", "")),
                 max_video_bitrate=int(env.get("RELAY_MAX_VIDEO_BITRATE", "600000")),
             )

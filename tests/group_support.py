@@ -30,8 +30,8 @@ from tests.conftest import PASSWORD, Auth, appointment_form
 from tests.live import created_appointment_id, patient_client
 from tests.relay.clients import AUDIO_TIME_BASE, VIDEO_TIME_BASE, PacketTrack, opus_clip, vp8_clip
 from tests.relay.support import SECRET
-from tests.servers import free_port
-from tests.test_relay_adapter import answers, free_udp_range
+from tests.servers import free_port, free_udp_range
+from tests.test_relay_adapter import answers
 
 ROOT = Path(__file__).resolve().parents[1]
 # Hang guards, not speed checks: loopback on a busy 2-core machine.

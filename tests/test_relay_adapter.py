@@ -7,7 +7,6 @@ import http.client
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,27 +21,10 @@ from media_relay.client import RelayClient
 from tests.conftest import make_config
 from tests.relay.clients import Participant
 from tests.relay.support import SECRET, asynctest, loopback_only  # noqa: F401 (fixture)
-from tests.servers import free_port
+from tests.servers import free_port, free_udp_range
 
 ROOT = Path(__file__).resolve().parents[1]
 UP_TIMEOUT = 30  # a hang guard for process starts, not a speed check
-
-
-def free_udp_range(size=20):
-    """A block of UDP ports free right now on loopback, away from tests/relay's fixed ones."""
-    for base in range(44000, 60000, size):
-        sockets = []
-        try:
-            for port in range(base, base + size):
-                sockets.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-                sockets[-1].bind(("127.0.0.1", port))
-            return base, base + size - 1
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free UDP port range")
 
 
 def wait_for(predicate, what, process=None, log=None):

@@ -375,8 +375,15 @@ class Connection:
                 return
             self.handle(message)
 
-    def error(self, code, text):
-        self.send({"type": "error", "code": code, "message": str(text)})
+    def error(self, code, text, tell_staff=False):
+        message = {"type": "error", "code": code, "message": str(text)}
+        self.send(message)
+        if tell_staff:  # a guest's join failed: the practice must know why
+            self.hub.publish(channel(self.identity.appointment_id, protocol.STAFF), message)
+
+    def not_now(self, text, state):
+        self.error("invalid", text)
+        self.send({"type": "call-state", "state": state})
 
     def handle(self, message):
         role, kind = self.identity.role, message["type"]
@@ -399,8 +406,7 @@ class Connection:
         if (role, kind) in TRANSITIONS:
             allowed_from, target = TRANSITIONS[(role, kind)]
             if transition(self.hub, aid, allowed_from, target, self.identity.group_calls) is None:
-                self.error("invalid", _("Das ist im Moment nicht möglich."))
-                self.send({"type": "call-state", "state": self.hub.call_state(aid).state})
+                self.not_now(_("Das ist im Moment nicht möglich."), self.hub.call_state(aid).state)
             return
         self.hub.publish(self.peer_channel, message)
 
@@ -430,19 +436,16 @@ class Connection:
         # accept: join the running call, which moves it to the relay.
         state = self.hub.call_state(aid).state
         if state != ACCEPTED:
-            self.error("invalid", _("Das Gespräch hat noch nicht begonnen. Bitte warten Sie, bis die Praxis anruft."))
-            self.send({"type": "call-state", "state": state})
+            self.not_now(_("Das Gespräch hat noch nicht begonnen. Bitte warten Sie, bis die Praxis anruft."), state)
             return
         if not self.identity.group_calls:
-            text = _("Der Tarif der Praxis erlaubt keine weiteren Personen in diesem Anruf.")
-            self.error("tariff", text)
-            self.hub.publish(channel(aid, protocol.STAFF), {"type": "error", "code": "tariff", "message": str(text)})
+            self.error("tariff", _("Der Tarif der Praxis erlaubt keine weiteren Personen in diesem Anruf."),
+                       tell_staff=True)
             return
         try:
             group.start(self.identity)
         except relay.RelayError as exc:
-            self.error("relay", exc.message)
-            self.hub.publish(channel(aid, protocol.STAFF), {"type": "error", "code": "relay", "message": exc.message})
+            self.error("relay", exc.message, tell_staff=True)
             return
         group.publish_all(self.hub, aid, {"type": "relay", "active": True})
 
@@ -453,8 +456,7 @@ class Connection:
             return
         state = self.hub.call_state(aid).state
         if state != ACCEPTED:
-            self.error("invalid", _("Das ist im Moment nicht möglich."))
-            self.send({"type": "call-state", "state": state})
+            self.not_now(_("Das ist im Moment nicht möglich."), state)
             return
         try:
             answer = group.join(self.identity, sdp)

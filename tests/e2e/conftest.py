@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.servers import SmtpServer, free_port
+from tests.servers import SmtpServer, free_port, free_udp_range
 
 # A hang guard for process starts, not a speed check.
 UP_TIMEOUT = 30
@@ -79,24 +79,6 @@ class Mailbox(SmtpServer):
         links = set(LINK_RE.findall(cls.text(message)))
         assert len(links) == 1, f"expected one patient link, found {links}"
         return links.pop()
-
-
-def free_udp_range(size, start):
-    """A block of UDP ports free right now on loopback. tests/relay uses fixed ports and
-    test_relay_adapter scans from 44000; starting elsewhere keeps parallel runs apart."""
-    for base in range(start, 60000, size):
-        sockets = []
-        try:
-            for port in range(base, base + size):
-                sockets.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-                sockets[-1].bind(("127.0.0.1", port))
-            return base, base + size - 1
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free UDP port range")
 
 
 @pytest.fixture(scope="package")

@@ -213,6 +213,20 @@ def assert_media(results, members_of):
             assert r["fps"] >= MIN_FPS, f"{label}: video from {key} at {r['fps']:.1f} fps: {rates}"
 
 
+def everyone_in_the_call(pages, names, live_server, appointment_id, label):
+    """Every page on the relay with a named tile per other member, the relay holding
+    them all, and video and audio arriving from each other member on every page."""
+    for page in pages.values():
+        in_relay_mode(page)
+    for own, page in pages.items():
+        sees_members(page, {k: names[k] for k in pages if k != own})
+    room = live_server.relay().room(f"appointment-{appointment_id}")
+    assert sorted(p["participant"] for p in room["participants"]) == sorted(pages)
+    figures = measure(pages)
+    report(label, figures)
+    assert_media(figures, {own: [k for k in pages if k != own] for own in pages})
+
+
 def test_premium_group_call_through_the_relay(logged_in, other_page, more_pages, smtp, live_server):
     staff, patient = keep_console(logged_in("premium")), keep_console(other_page)
     guests = [keep_console(more_pages()) for _ in range(3)]
@@ -249,16 +263,7 @@ def test_premium_group_call_through_the_relay(logged_in, other_page, more_pages,
     # The guest takes the running call: all three move to the relay.
     guest_joins(guests[0])
     pages = {"staff": staff, "patient": patient, keys[0]: guests[0]}
-    for page in pages.values():
-        in_relay_mode(page)
-    for own, page in pages.items():
-        sees_members(page, {k: names[k] for k in pages if k != own})
-    room = live_server.relay().room(f"appointment-{appointment_id}")
-    assert sorted(p["participant"] for p in room["participants"]) == sorted(pages)
-
-    three = measure(pages)
-    report("three in the call:", three)
-    assert_media(three, {own: [k for k in pages if k != own] for own in pages})
+    everyone_in_the_call(pages, names, live_server, appointment_id, "three in the call:")
 
     # The guest's microphone and camera: the others' tiles for the guest follow.
     for own in ("staff", "patient"):
@@ -284,16 +289,7 @@ def test_premium_group_call_through_the_relay(logged_in, other_page, more_pages,
         patient_waits(guest, guest_link_)
         guest_joins(guest)
     pages.update({keys[1]: guests[1], keys[2]: guests[2]})
-    for page in pages.values():
-        in_relay_mode(page)
-    for own, page in pages.items():
-        sees_members(page, {k: names[k] for k in pages if k != own})
-    room = live_server.relay().room(f"appointment-{appointment_id}")
-    assert sorted(p["participant"] for p in room["participants"]) == sorted(pages)
-
-    five = measure(pages)
-    report("five in the call:", five)
-    assert_media(five, {own: [k for k in pages if k != own] for own in pages})
+    everyone_in_the_call(pages, names, live_server, appointment_id, "five in the call:")
 
     # Staff hang up: the call ends for everyone and the relay frees the room.
     staff.locator('[data-action="hangup"]').click()

@@ -153,6 +153,20 @@ def speakers_while(pages, speaker, keys_muted):
     return {own: page.evaluate(SPEAKERS_SEEN) for own, page in pages.items()}
 
 
+def without(pages, gone, names, live_server, appointment_id, label):
+    """The pages left once `gone` left: its tile goes everywhere, the relay lets it go,
+    and media from everyone else keeps arriving (nothing on the freed slots)."""
+    remaining = {key: page for key, page in pages.items() if key != gone}
+    for own, page in remaining.items():
+        expect(tile(page, gone)).to_have_count(0)
+        sees_members(page, {k: names[k] for k in remaining if k != own})
+    assert relay_members(live_server, appointment_id) == sorted(remaining)
+    figures = measure(remaining)
+    report(label, figures)
+    assert_media(freed_slots_idle(figures), {own: others(remaining, own) for own in remaining})
+    return remaining
+
+
 def test_group_call_survives_a_relay_restart_and_shows_the_speaker(logged_in, other_page, more_pages, smtp,
                                                                  live_server):
     staff, patient, guest = keep_console(logged_in("premium")), keep_console(other_page), keep_console(more_pages())
@@ -270,26 +284,12 @@ def test_group_call_screen_sharing_screenshot_and_leaving(logged_in, other_page,
     # A guest hangs up: the call goes on for the rest, without that tile.
     pages[sharer].locator('[data-action="hangup"]').click()
     expect(pages[sharer].get_by_role("heading", name="Die Videosprechstunde ist beendet.")).to_be_visible()
-    remaining = {key: page for key, page in pages.items() if key != sharer}
-    for own, page in remaining.items():
-        expect(tile(page, sharer)).to_have_count(0)
-        sees_members(page, {k: names[k] for k in remaining if k != own})
-    assert relay_members(live_server, appointment_id) == sorted(remaining)
-    three = measure(remaining)
-    report("after a guest hung up:", three)
-    assert_media(freed_slots_idle(three), {own: others(remaining, own) for own in remaining})
+    remaining = without(pages, sharer, names, live_server, appointment_id, "after a guest hung up:")
 
     # The other guest's browser is closed without hanging up: the server notices the
     # closed socket, takes the guest out of the relay and the tile goes too.
     pages[stayer].context.close()
-    remaining = {key: page for key, page in remaining.items() if key != stayer}
-    for own, page in remaining.items():
-        expect(tile(page, stayer)).to_have_count(0)
-        sees_members(page, {k: names[k] for k in remaining if k != own})
-    assert relay_members(live_server, appointment_id) == sorted(remaining)
-    two = measure(remaining)
-    report("after a guest's browser closed:", two)
-    assert_media(freed_slots_idle(two), {own: others(remaining, own) for own in remaining})
+    remaining = without(remaining, stayer, names, live_server, appointment_id, "after a guest's browser closed:")
     for page in remaining.values():
         expect(page.locator("#call")).to_have_attribute("data-mode", "relay")
         assert page.evaluate("window.sprechzimmerCall.state") == "connected"

@@ -136,3 +136,184 @@ def test_a_message_to_an_open_staff_page_counts_as_read(app, make_call):
     assert f'id="unread-{call.id}"' not in call.staff.get("/patienten/liste").get_data(as_text=True)
     (message,) = stored(app, call.id)
     assert message.read_by_staff_at is not None
+
+
+# -- guests (further participants of a group call) -----------------------------------
+
+PATIENT_CHAT = "/sprechstunde/chat/nachrichten"
+
+
+def add_guest(app, call, first="Jonas", last="Dolmetscher"):
+    """Staff add a participant in the panel; its browser opens the invited link.
+    Returns (participant id, its test client)."""
+    from app.invitations import crypto
+    from app.invitations.models import OutboxMessage
+    from app.patients.models import Participant
+
+    prefix = f"a{call.id}-"
+    data = {"first_name": first, "last_name": last, "email": f"{first.lower()}@example.org", "mobile": "",
+            "consent": "y"}
+    response = call.staff.post(f"/patienten/termine/{call.id}/teilnehmer",
+                               data={prefix + k: v for k, v in data.items()})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    with app.app_context():
+        pid = db.session.execute(
+            db.select(Participant.id).filter_by(appointment_id=call.id, first_name=first)
+        ).scalar_one()
+        outbox = db.session.execute(
+            db.select(OutboxMessage).filter_by(participant_id=pid, kind="invitation")
+        ).scalars().first()
+        token = crypto.unseal(outbox.payload)["token"]
+    client = app.test_client()
+    assert client.get(f"/j/{token}").status_code == 302
+    return pid, client
+
+
+def guest_ws(call, client):
+    ws = call.live.connect("/ws/sprechstunde", client)
+    ws.welcome = ws.expect("welcome")
+    assert ws.welcome["role"] == "guest"
+    return ws
+
+
+def history_of(client, path=PATIENT_CHAT):
+    response = client.get(path, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def test_a_guests_message_reaches_everyone_live_and_in_history(app, make_call):
+    call = make_call()
+    staff, patient = call.both()
+    pid, guest_client = add_guest(app, call)
+    guest = guest_ws(call, guest_client)
+
+    response = post(guest_client, PATIENT_CHAT, "Ich übersetze <gern>")
+    assert response.status_code == 201
+    assert response.headers["HX-Trigger"] == "chat-sent"
+    (message,) = stored(app, call.id)
+    assert (message.sender, message.participant_id, message.staff_id) == ("guest", pid, None)
+    # The guest's own page lists it from its socket too (the guests share a channel).
+    for ws in (staff, patient, guest):
+        live_message = ws.expect("chat")
+        assert live_message["id"] == message.id
+        assert (live_message["sender"], live_message["sender_key"]) == ("guest", f"guest-{pid}")
+        assert "Jonas Dolmetscher" in live_message["html"]
+        assert "&lt;gern&gt;" in live_message["html"]
+        assert "chat-mine" not in live_message["html"]  # call.js marks it on the sender's page
+    # Open pages of staff and patient have shown it.
+    (message,) = stored(app, call.id)
+    assert message.read_by_staff_at is not None and message.read_by_patient_at is not None
+
+    # The guest receives what staff and patient write from now on.
+    assert post(call.staff, f"/chat/{call.id}/nachrichten", "Danke fürs Übersetzen").status_code == 201
+    assert post(call.patient_client, PATIENT_CHAT, "Hallo Jonas").status_code == 201
+    assert guest.expect("chat")["sender"] == "staff"
+    assert guest.expect("chat")["sender_key"] == "patient"
+
+    # Everyone's history has all three, each with its writer; the reader's own are marked.
+    for client, path, own in ((call.staff_client, f"/chat/{call.id}/nachrichten", "staff"),
+                              (call.patient_client, PATIENT_CHAT, "patient"),
+                              (guest_client, PATIENT_CHAT, f"guest-{pid}")):
+        html = history_of(client, path)
+        assert html.index("Ich übersetze") < html.index("Danke fürs") < html.index("Hallo Jonas")
+        assert "Jonas Dolmetscher" in html
+        assert html.count("chat-mine") == 1
+        assert f'chat-mine" data-sender="{own.split("-")[0]}" data-sender-key="{own}"' in html
+
+
+def test_a_guest_sees_nothing_from_before_it_was_added(app, make_call):
+    call = make_call()
+    assert post(call.patient_client, PATIENT_CHAT, "Vorher: meine Diagnose").status_code == 201
+    assert post(call.staff, f"/chat/{call.id}/nachrichten", "Vorher: Befund folgt").status_code == 201
+    first_pid, first_client = add_guest(app, call)
+    assert post(first_client, PATIENT_CHAT, "Jonas ist da").status_code == 201
+
+    second_pid, second_client = add_guest(app, call, "Maria", "Schwester")
+    html = history_of(second_client)
+    assert 'id="chat-empty"' in html
+    assert "Vorher" not in html and "Jonas ist da" not in html
+    assert "Vorher" not in history_of(first_client) and "Jonas ist da" in history_of(first_client)
+
+    # Over the socket, too, only what is written after it joined: the first chat frame is the new one.
+    guest = guest_ws(call, second_client)
+    assert post(call.staff, f"/chat/{call.id}/nachrichten", "Willkommen").status_code == 201
+    welcome = stored(app, call.id)[-1]
+    assert guest.expect("chat")["id"] == welcome.id
+    assert "Willkommen" in history_of(second_client) and "Vorher" not in history_of(second_client)
+    # Staff and the patient still see the whole conversation.
+    for client, path in ((call.staff_client, f"/chat/{call.id}/nachrichten"), (call.patient_client, PATIENT_CHAT)):
+        html = history_of(client, path)
+        assert all(text in html for text in ("Vorher: meine Diagnose", "Jonas ist da", "Willkommen"))
+
+
+def test_another_appointments_guest_cannot_read_or_post(app, make_call):
+    from app.consultation.services import SESSION_KEY
+
+    ours, theirs = make_call(), make_call()
+    assert post(ours.patient_client, PATIENT_CHAT, "Nur für uns").status_code == 201
+    their_pid, their_guest = add_guest(app, theirs)
+    # Their guest's URLs lead to their appointment only.
+    assert post(their_guest, PATIENT_CHAT, "Bei uns").status_code == 201
+    assert [m.text for m in stored(app, ours.id)] == ["Nur für uns"]
+    assert [m.text for m in stored(app, theirs.id)] == ["Bei uns"]
+    assert "Nur für uns" not in history_of(their_guest)
+    assert their_guest.get(f"/chat/{ours.id}/nachrichten").status_code != 200  # staff's URL: login
+    # A session that names our appointment with their participant is refused.
+    token = CSRF_TOKEN(their_guest)
+    with their_guest.session_transaction() as session:
+        session[SESSION_KEY] = {**session[SESSION_KEY], "id": ours.id}
+    assert their_guest.get(PATIENT_CHAT).status_code == 404
+    response = their_guest.post(PATIENT_CHAT, data={"text": "x"},
+                                headers={"X-CSRFToken": token, "HX-Request": "true"})
+    assert response.status_code == 404
+    assert [m.text for m in stored(app, ours.id)] == ["Nur für uns"]
+
+
+def CSRF_TOKEN(client):  # noqa: N802 - reads like the constant it stands for
+    from tests.conftest import CSRF_RE
+
+    return CSRF_RE.search(client.get("/sprechstunde").get_data(as_text=True)).group(1)
+
+
+def test_a_removed_guest_gets_404_and_its_messages_stay(app, make_call):
+    call = make_call()
+    pid, guest_client = add_guest(app, call)
+    assert post(guest_client, PATIENT_CHAT, "Ich muss gehen").status_code == 201
+    token = CSRF_TOKEN(guest_client)
+    response = call.staff.post(f"/patienten/termine/{call.id}/teilnehmer/{pid}/entfernen")
+    assert response.status_code in (200, 303), response.status_code
+    assert guest_client.get(PATIENT_CHAT).status_code == 404
+    response = guest_client.post(PATIENT_CHAT, data={"text": "noch da?"},
+                                 headers={"X-CSRFToken": token, "HX-Request": "true"})
+    assert response.status_code == 404
+    (message,) = stored(app, call.id)
+    assert (message.sender, message.participant_id, message.text) == ("guest", None, "Ich muss gehen")
+    for client, path in ((call.staff_client, f"/chat/{call.id}/nachrichten"), (call.patient_client, PATIENT_CHAT)):
+        html = history_of(client, path)
+        assert "Ich muss gehen" in html and "Entfernte Person" in html and "Jonas" not in html
+
+
+def test_guest_sending_needs_csrf_and_has_its_own_rate_limit(app, make_call):
+    call = make_call()
+    pid, guest_client = add_guest(app, call)
+    response = guest_client.post(PATIENT_CHAT, data={"text": "x"}, headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    assert stored(app, call.id) == []
+    token = CSRF_TOKEN(guest_client)
+    statuses = [guest_client.post(PATIENT_CHAT, data={"text": f"{n}"},
+                                  headers={"X-CSRFToken": token, "HX-Request": "true"}).status_code
+                for n in range(31)]
+    assert statuses == [201] * 30 + [429]
+    # The patient's limit is its own.
+    assert post(call.patient_client, PATIENT_CHAT, "Ich darf noch").status_code == 201
+
+
+def test_guest_messages_count_as_unread_for_the_practice(app, make_call):
+    call = make_call()
+    _, guest_client = add_guest(app, call)
+    post(guest_client, PATIENT_CHAT, "Eins")
+    post(call.patient_client, PATIENT_CHAT, "Zwei")
+    assert "2 ungelesene Nachrichten" in call.staff.get("/patienten/liste").get_data(as_text=True)
+    call.staff_client.get(f"/chat/{call.id}")
+    assert f'id="unread-{call.id}"' not in call.staff.get("/patienten/liste").get_data(as_text=True)

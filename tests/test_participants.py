@@ -99,8 +99,8 @@ def test_added_participant_gets_own_link_by_email(app, auth, premium, smtp):
     assert guest.get("/sprechstunde/geraetetest").status_code == 200
     waiting = guest.get("/sprechstunde").get_data(as_text=True)
     assert "Ihre Praxis ruft Sie gleich an" in waiting
-    # A guest is not the patient: the patient's chat stays closed to them.
-    assert guest.get("/sprechstunde/chat/nachrichten").status_code == 404
+    # A guest chats as itself, from the time it was added (tests/test_chat.py has the rest).
+    assert 'id="chat-empty"' in guest.get("/sprechstunde/chat/nachrichten").get_data(as_text=True)
 
 
 def test_sms_on_request_too(app, auth, premium):

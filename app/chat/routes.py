@@ -5,8 +5,8 @@ from flask_login import current_user, login_required
 from app.auth.models import Practice
 from app.chat import bp, services
 from app.chat.forms import ChatForm
-from app.chat.models import PATIENT, STAFF
-from app.consultation.services import SESSION_KEY, current_patient_appointment
+from app.chat.models import STAFF
+from app.consultation.services import SESSION_KEY, current_visitor
 from app.extensions import db, limiter
 from app.patients.services import get_appointment
 from app.web import current_practice, error_page, is_htmx, render
@@ -16,21 +16,27 @@ SEND_LIMIT = "30 per minute"
 
 
 def _send_key():
-    who = current_user.get_id() if current_user.is_authenticated else "patient"
-    patient = session.get(SESSION_KEY)
-    appointment_id = request.view_args.get("appointment_id") or (patient.get("id") if isinstance(patient, dict) else None)
+    visitor = session.get(SESSION_KEY)
+    visitor = visitor if isinstance(visitor, dict) else {}
+    if current_user.is_authenticated:
+        who = current_user.get_id()
+    else:
+        # Each guest has its own limit; the patient's stays as it was.
+        who = f"guest-{visitor['participant_id']}" if visitor.get("participant_id") is not None else "patient"
+    appointment_id = request.view_args.get("appointment_id") or visitor.get("id")
     return f"chat:{who}:{appointment_id}"
 
 
-def _send(appointment, practice, role, staff=None):
+def _send(appointment, practice, role, staff=None, participant=None):
     form = ChatForm()
     if not form.validate():
         return render("chat/conversation.html", "chat/_form.html", status=422, appointment=appointment,
-                      practice=practice, role=role, form=form, messages=services.history(appointment, role))
-    services.post_message(appointment, practice, role, form.text.data, staff=staff)
+                      practice=practice, role=role, form=form,
+                      messages=services.history(appointment, role, participant))
+    services.post_message(appointment, practice, role, form.text.data, staff=staff, participant=participant)
     if role == STAFF and not is_htmx():
         return redirect(url_for("chat.conversation", appointment_id=appointment.id), 303)
-    # An empty form; the message itself reaches both pages over their sockets.
+    # An empty form; the message itself reaches every page (the sender's too) over the sockets.
     return render("chat/conversation.html", "chat/_form.html", status=201,
                   headers={"HX-Trigger": "chat-sent"}, appointment=appointment, practice=practice,
                   role=role, form=ChatForm(formdata=None))
@@ -42,7 +48,8 @@ def conversation(appointment_id):
     practice = current_practice()
     appointment = get_appointment(practice, appointment_id)
     return render_template("chat/conversation.html", appointment=appointment, practice=practice, role=STAFF,
-                           form=ChatForm(formdata=None), messages=services.history(appointment, STAFF))
+                           form=ChatForm(formdata=None), messages=services.history(appointment, STAFF),
+                           viewer_key=STAFF)
 
 
 @bp.route("/chat/<int:appointment_id>/nachrichten")
@@ -50,7 +57,7 @@ def conversation(appointment_id):
 def messages(appointment_id):
     appointment = get_appointment(current_practice(), appointment_id)
     return render_template("chat/_messages.html", messages=services.history(appointment, STAFF),
-                           practice=current_practice())
+                           practice=current_practice(), viewer_key=STAFF)
 
 
 @bp.route("/chat/<int:appointment_id>/nachrichten", methods=["POST"])
@@ -62,21 +69,24 @@ def send(appointment_id):
     return _send(appointment, practice, STAFF, staff=current_user)
 
 
+# The patient's and the guests' chat: the same URLs, told apart by the session's link.
 @bp.route("/sprechstunde/chat/nachrichten")
 def patient_messages():
-    appointment = current_patient_appointment()
-    if appointment is None:
+    visitor = current_visitor()
+    if visitor is None:
         return error_page(404, _("Dieser Link ist nicht (mehr) gültig."))
-    practice = db.session.get(Practice, appointment.practice_id)
-    return render_template("chat/_messages.html", messages=services.history(appointment, PATIENT),
-                           practice=practice)
+    practice = db.session.get(Practice, visitor.appointment.practice_id)
+    role = services.visitor_role(visitor)
+    return render_template("chat/_messages.html", practice=practice, viewer_key=services.viewer_key(visitor),
+                           messages=services.history(visitor.appointment, role, visitor.participant))
 
 
 @bp.route("/sprechstunde/chat/nachrichten", methods=["POST"])
 @limiter.limit(SEND_LIMIT, key_func=_send_key)
 def patient_send():
-    appointment = current_patient_appointment()
-    if appointment is None:
+    visitor = current_visitor()
+    if visitor is None:
         return error_page(404, _("Dieser Link ist nicht (mehr) gültig."))
-    practice = db.session.get(Practice, appointment.practice_id)
-    return _send(appointment, practice, PATIENT)
+    practice = db.session.get(Practice, visitor.appointment.practice_id)
+    # The form's URL is the patient's for guests too (role "patient" in the page).
+    return _send(visitor.appointment, practice, services.visitor_role(visitor), participant=visitor.participant)

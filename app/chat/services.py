@@ -1,14 +1,17 @@
-"""Chat between the practice and the patient of one appointment.
+"""Chat of one appointment: the practice, the patient and, in group calls, the guests.
 
 Messages are stored with the appointment (and deleted with it by the database) and
-go out live as the rendered fragment over both sides' sockets.
+go out live as the rendered fragment over the sockets of all sides. A guest sees only
+what was written since it was added, never the earlier conversation of patient and
+practice (docs/signalling.md, "Chat").
 """
 import logging
 
 from flask import render_template
 from sqlalchemy import func
+from sqlalchemy.orm import selectinload
 
-from app.chat.models import PATIENT, STAFF, ChatMessage
+from app.chat.models import GUEST, PATIENT, STAFF, ChatMessage
 from app.consultation.hub import channel
 from app.consultation.signalling import get_hub
 from app.extensions import db
@@ -16,20 +19,32 @@ from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
+# Guests keep no read markers: nothing depends on what they have seen.
 READ_COLUMN = {STAFF: "read_by_staff_at", PATIENT: "read_by_patient_at"}
 
 
-def _other(role):
-    return PATIENT if role == STAFF else STAFF
+def visitor_role(visitor):
+    return PATIENT if visitor.participant is None else GUEST
 
 
-def history(appointment, reader):
-    """All messages, oldest first; what the other side wrote counts as read by ``reader`` now."""
-    messages = db.session.execute(
-        db.select(ChatMessage).filter_by(appointment_id=appointment.id).order_by(ChatMessage.id)
-    ).scalars().all()
-    _mark_read([m.id for m in messages if m.sender != reader and getattr(m, READ_COLUMN[reader]) is None],
-               reader)
+def viewer_key(visitor):
+    """The key (as in the call) of a patient or guest reading the chat."""
+    return PATIENT if visitor.participant is None else f"guest-{visitor.participant.id}"
+
+
+def history(appointment, reader, participant=None):
+    """The messages ``reader`` may see, oldest first; the others' count as read by it now.
+
+    A guest (``participant``) gets only those since it was added.
+    """
+    query = (db.select(ChatMessage).filter_by(appointment_id=appointment.id)
+             .options(selectinload(ChatMessage.participant)).order_by(ChatMessage.id))
+    if reader == GUEST:
+        query = query.where(ChatMessage.created_at >= participant.created_at)
+    messages = db.session.execute(query).scalars().all()
+    if reader in READ_COLUMN:
+        _mark_read([m.id for m in messages if m.sender != reader and getattr(m, READ_COLUMN[reader]) is None],
+                   reader)
     return messages
 
 
@@ -42,36 +57,46 @@ def _mark_read(ids, reader):
     db.session.commit()
 
 
-def render_message(message, practice):
-    return render_template("chat/_message.html", m=message, practice=practice)
+def render_message(message, practice, viewer_key=None):
+    """One <li>; ``viewer_key`` (staff, patient, guest-<id>) marks the reader's own messages."""
+    return render_template("chat/_message.html", m=message, practice=practice, viewer_key=viewer_key)
 
 
-def post_message(appointment, practice, sender, text, staff=None):
-    """Store, then send the fragment to both sides' sockets (the sender's page lists it from there)."""
+def post_message(appointment, practice, sender, text, staff=None, participant=None):
+    """Store, then send the fragment to every side's sockets (the sender's page lists it from there).
+
+    Only new messages are published, so a guest's socket never gets one from before the
+    guest was added. The payload carries the writer's key in ``sender_key``, not in
+    ``from``: the guest sockets drop a ``from`` of their own, and the guest's own page
+    must list its message too.
+    """
     now = utcnow()
     message = ChatMessage(appointment_id=appointment.id, sender=sender, text=text, created_at=now,
-                          staff_id=staff.id if staff is not None else None)
-    setattr(message, READ_COLUMN[sender], now)
+                          staff_id=staff.id if staff is not None else None,
+                          participant_id=participant.id if participant is not None else None)
+    if sender in READ_COLUMN:
+        setattr(message, READ_COLUMN[sender], now)
     db.session.add(message)
     db.session.commit()
-    payload = {"type": "chat", "html": render_message(message, practice), "id": message.id, "sender": sender}
+    payload = {"type": "chat", "html": render_message(message, practice), "id": message.id,
+               "sender": sender, "sender_key": message.sender_key}
     hub = get_hub()
-    hub.publish(channel(appointment.id, sender), payload)
-    delivered = hub.publish(channel(appointment.id, _other(sender)), payload)
-    if delivered:
-        # An open page of the other side shows it at once.
-        _mark_read([message.id], _other(sender))
-    log.info("chat message %s appointment %s from %s", message.id, appointment.id, sender)
+    for side in (STAFF, PATIENT, GUEST):
+        delivered = hub.publish(channel(appointment.id, side), payload)
+        if delivered and side in READ_COLUMN and side != sender:
+            # An open page of that side shows it at once.
+            _mark_read([message.id], side)
+    log.info("chat message %s appointment %s from %s", message.id, appointment.id, message.sender_key)
     return message
 
 
 def unread_by_staff(appointment_ids):
-    """{appointment id: number of patient messages the practice has not seen}."""
+    """{appointment id: number of patient and guest messages the practice has not seen}."""
     if not appointment_ids:
         return {}
     rows = db.session.execute(
         db.select(ChatMessage.appointment_id, func.count())
-        .where(ChatMessage.appointment_id.in_(appointment_ids), ChatMessage.sender == PATIENT,
+        .where(ChatMessage.appointment_id.in_(appointment_ids), ChatMessage.sender.in_((PATIENT, GUEST)),
                ChatMessage.read_by_staff_at.is_(None))
         .group_by(ChatMessage.appointment_id)
     ).all()

@@ -1444,12 +1444,15 @@
     const item = holder.content.firstElementChild;
     if (!item) return;
     if (item.id && document.getElementById(item.id)) return; // the sender's own POST answer got here first
+    // A guest's page has the role "patient": its own messages are told by the key.
+    const mine = message.sender_key ? message.sender_key === (group.key || role) : message.sender === role;
+    if (mine) item.classList.add("chat-mine");
     list.appendChild(item);
     if (window.htmx) window.htmx.process(item);
     const empty = document.getElementById("chat-empty");
     if (empty) empty.remove();
     item.scrollIntoView({ block: "end" });
-    if (!root.classList.contains("chat-open") && message.sender !== role) {
+    if (!root.classList.contains("chat-open") && !mine) {
       const button = $('[data-action="chat"]');
       if (button && !button.querySelector(".chat-unread")) {
         const dot = document.createElement("span");

@@ -265,6 +265,20 @@ def test_premium_group_call_through_the_relay(logged_in, other_page, more_pages,
     pages = {"staff": staff, "patient": patient, keys[0]: guests[0]}
     everyone_in_the_call(pages, names, live_server, appointment_id, "three in the call:")
 
+    # The guest's chat: its message reaches the practice's page under the guest's name
+    # (staff's panel is closed: the chat button gets the unread dot); on the guest's own
+    # page it is marked as its own.
+    guests[0].get_by_role("button", name="Chat", exact=True).click()
+    guests[0].get_by_label("Nachricht").fill("Ich übersetze für Frau Gruppenpatientin.")
+    guests[0].get_by_role("button", name="Senden").click()
+    sent = guests[0].locator("#chat-messages .chat-message", has_text="Ich übersetze")
+    expect(sent).to_have_class(re.compile(r"\bchat-mine\b"))
+    received = staff.locator("#chat-messages .chat-message", has_text="Ich übersetze")
+    expect(received).to_have_count(1)
+    expect(received.locator(".chat-who")).to_have_text(names[keys[0]])
+    expect(received).not_to_have_class(re.compile(r"\bchat-mine\b"))
+    expect(staff.locator('[data-action="chat"] .chat-unread')).to_have_count(1)
+
     # The guest's microphone and camera: the others' tiles for the guest follow.
     for own in ("staff", "patient"):
         expect(tile(pages[own], keys[0])).to_have_attribute("data-mic", "on")

@@ -77,7 +77,8 @@ READ_BATCH = 32
 PLI_MIN_INTERVAL = 0.3
 # A new publisher in a slot continues the subscriber's timeline one frame later.
 _TS_STEP = {"video": 90000 // 15, "audio": 960}
-_pack_header = struct.Struct("!HLL").pack_into
+# marker|payload type, sequence number, timestamp, SSRC: bytes 1-11 of the RTP header
+_pack_header = struct.Struct("!BHLL").pack_into
 
 
 class UnsupportedCodec(Exception):
@@ -234,56 +235,67 @@ def announce_address(sdp: str, public_ip: Optional[str]) -> str:
 
 # --- sending without a coroutine per packet ----------------------------------------
 
-def _send_now(dtls, plain: bytes):
-    """What RTCDtlsTransport._send_rtp → RTCIceTransport._send → Connection.sendto do,
-    without three awaits per packet; the way out (socket, address, SRTP session) is
-    looked up once per nominated pair."""
+class _Route:
+    """The way out of one DTLS transport: its nominated ICE pair's socket and address and
+    its SRTP session's own buffer, so that a packet is written once into the buffer,
+    protected in place and sent (pylibsrtp 1.0.0's Session.protect does the same with
+    two more copies and an allocation per packet)."""
+
+    __slots__ = ("pair", "session", "transport", "sendto", "addr", "srtp", "cdata", "buffer",
+                 "length", "limit")
+
+    def __init__(self, pair, session):
+        self.pair, self.session = pair, session
+        self.transport = pair.protocol.transport
+        self.sendto = self.transport._sock.sendto
+        self.addr = pair.remote_addr
+        self.srtp, self.cdata, self.buffer = session._srtp[0], session._cdata, session._buffer
+        self.length = _srtp_ffi.new("int *")
+        self.limit = len(self.cdata) - pylibsrtp.SRTP_MAX_TRAILER_LEN
+
+    def emit(self, n: int):
+        """Protect and send the n bytes of plain RTP now in the buffer."""
+        length = self.length
+        length[0] = n
+        if _srtp_protect(self.srtp, self.cdata, length):
+            raise pylibsrtp.Error("srtp_protect failed")
+        data = self.buffer[0:length[0]]
+        transport = self.transport
+        if transport._buffer:  # asyncio holds earlier packets: keep the order
+            transport.sendto(data, self.addr)
+            return
+        try:
+            self.sendto(data, self.addr)
+        except (BlockingIOError, InterruptedError):
+            transport.sendto(data, self.addr)  # asyncio queues it until writable
+        except OSError:
+            pass  # as asyncio's transport: a datagram that cannot go is lost
+
+
+_srtp_protect = _srtp_lib.srtp_protect
+
+
+def _route(dtls) -> Optional[_Route]:
+    """What RTCDtlsTransport._send_rtp → RTCIceTransport._send → Connection.sendto use,
+    looked up once per nominated pair; None while there is no way out."""
     if dtls._state is not DtlsState.CONNECTED:
-        return
+        return None
     pair = dtls._transport._connection._nominated.get(1)
     if pair is None:
-        return
+        return None
     route = dtls.__dict__.get("_relay_route")
-    if route is None or route[0] is not pair or route[1] is not dtls._tx_srtp:
-        transport = pair.protocol.transport
-        route = dtls._relay_route = (pair, dtls._tx_srtp, transport, transport._sock.sendto,
-                                     pair.remote_addr, _protector(dtls._tx_srtp))
-    _, _, transport, sendto, addr, protect = route
-    data = protect(plain)
-    if transport._buffer:  # asyncio holds earlier packets: keep the order
-        transport.sendto(data, addr)
+    if route is None or route.pair is not pair or route.session is not dtls._tx_srtp:
+        route = dtls._relay_route = _Route(pair, dtls._tx_srtp)
+    return route
+
+
+def _send_now(dtls, plain: bytes):
+    """Send one plain RTP packet without a coroutine (retransmissions)."""
+    route = _route(dtls)
+    if route is None or len(plain) > route.limit:
         return
-    try:
-        sendto(data, addr)
-    except (BlockingIOError, InterruptedError):
-        transport.sendto(data, addr)  # asyncio queues it until writable
-    except OSError:
-        pass  # as asyncio's transport: a datagram that cannot go is lost
-
-
-def _protector(session):
-    """Session.protect without its per-call checks and allocation (pylibsrtp 1.0.0:
-    the session's own buffer, the same C call); made once per SRTP session."""
-    protect = getattr(session, "_relay_protect", None)
-    if protect is not None:
-        return protect
-    length = _srtp_ffi.new("int *")
-    srtp, cdata, buffer = session._srtp[0], session._cdata, session._buffer
-    limit = len(cdata) - pylibsrtp.SRTP_MAX_TRAILER_LEN
-    srtp_protect = _srtp_lib.srtp_protect
-
-    def protect(plain: bytes) -> bytes:
-        n = len(plain)
-        if n > limit:
-            raise ValueError("packet is too long")
-        length[0] = n
-        buffer[0:n] = plain
-        if srtp_protect(srtp, cdata, length):
-            raise pylibsrtp.Error("srtp_protect failed")
-        return buffer[0:length[0]]
-
-    session._relay_protect = protect
-    return protect
+    route.buffer[0:len(plain)] = plain
+    route.emit(len(plain))
 
 
 # --- receiving without a coroutine per packet ---------------------------------------
@@ -526,17 +538,21 @@ class Slot:
             self._ts_delta = (self.next_ts - packet.timestamp) & 0xFFFFFFFF
         seq = (packet.sequence_number + self._seq_delta) & 0xFFFF
         ts = (packet.timestamp + self._ts_delta) & 0xFFFFFFFF
-        buf = bytearray(template)
-        buf[1] = (packet.marker << 7) | pt
-        _pack_header(buf, 2, seq, ts, self.ssrc)
-        plain = bytes(buf)
-        if self.history is not None:
-            self.history[seq % RTP_HISTORY_SIZE] = plain
         self.next_seq = (seq + 1) & 0xFFFF
         self.next_ts = (ts + _TS_STEP[self.kind]) & 0xFFFFFFFF
         self.packets += 1
         self.octets += len(packet.payload)
-        _send_now(self.dtls, plain)
+        route = _route(self.dtls)
+        n = len(template)
+        if route is None or n > route.limit:
+            return
+        # written straight into the SRTP buffer: the template, then this slot's header
+        buffer = route.buffer
+        buffer[0:n] = template
+        _pack_header(buffer, 1, (packet.marker << 7) | pt, seq, ts, self.ssrc)
+        if self.history is not None:
+            self.history[seq % RTP_HISTORY_SIZE] = buffer[0:n]
+        route.emit(n)
 
     def take_sender_report(self, info):
         """Keep the subscriber's SR consistent with the rewritten timestamps, so lip

@@ -1,3 +1,4 @@
+from app.consultation.protocol import guest_key
 from app.extensions import db
 from app.timeutil import utcnow
 
@@ -41,5 +42,5 @@ class ChatMessage(db.Model):
     def sender_key(self):
         """The writer's key as in the call (docs/signalling.md): staff, patient, guest-<id>."""
         if self.sender == GUEST:
-            return f"guest-{self.participant_id}" if self.participant_id is not None else "guest"
+            return guest_key(self.participant_id) if self.participant_id is not None else GUEST
         return self.sender

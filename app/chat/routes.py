@@ -6,6 +6,7 @@ from app.auth.models import Practice
 from app.chat import bp, services
 from app.chat.forms import ChatForm
 from app.chat.models import STAFF
+from app.consultation.protocol import guest_key
 from app.consultation.services import SESSION_KEY, current_visitor
 from app.extensions import db, limiter
 from app.patients.services import get_appointment
@@ -22,7 +23,7 @@ def _send_key():
         who = current_user.get_id()
     else:
         # Each guest has its own limit; the patient's stays as it was.
-        who = f"guest-{visitor['participant_id']}" if visitor.get("participant_id") is not None else "patient"
+        who = guest_key(visitor["participant_id"]) if visitor.get("participant_id") is not None else "patient"
     appointment_id = request.view_args.get("appointment_id") or visitor.get("id")
     return f"chat:{who}:{appointment_id}"
 
@@ -77,7 +78,7 @@ def patient_messages():
         return error_page(404, _("Dieser Link ist nicht (mehr) gültig."))
     practice = db.session.get(Practice, visitor.appointment.practice_id)
     role = services.visitor_role(visitor)
-    return render_template("chat/_messages.html", practice=practice, viewer_key=services.viewer_key(visitor),
+    return render_template("chat/_messages.html", practice=practice, viewer_key=visitor.key,
                            messages=services.history(visitor.appointment, role, visitor.participant))
 
 

@@ -27,11 +27,6 @@ def visitor_role(visitor):
     return PATIENT if visitor.participant is None else GUEST
 
 
-def viewer_key(visitor):
-    """The key (as in the call) of a patient or guest reading the chat."""
-    return PATIENT if visitor.participant is None else f"guest-{visitor.participant.id}"
-
-
 def history(appointment, reader, participant=None):
     """The messages ``reader`` may see, oldest first; the others' count as read by it now.
 

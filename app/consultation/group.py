@@ -18,7 +18,7 @@ CHANNELS = (protocol.STAFF, protocol.PATIENT, protocol.GUEST)
 
 def key_for(identity):
     if identity.role == protocol.GUEST:
-        return f"guest-{identity.participant_id}"
+        return protocol.guest_key(identity.participant_id)
     return identity.role
 
 
@@ -75,7 +75,7 @@ def roster(appointment_id):
     participants, slots = [], {}
     for member in room["participants"]:
         key = member["participant"]
-        role = protocol.GUEST if key.startswith("guest-") else key
+        role = key if key in (protocol.STAFF, protocol.PATIENT) else protocol.GUEST
         participants.append({"key": key, "name": names.get(key, ""), "role": role})
         slots[key] = {s["mid"]: s["participant"] for s in member["slots"] if s["participant"]}
     return {"type": "roster", "version": room.get("version", 0), "participants": participants, "slots": slots}
@@ -100,7 +100,7 @@ def _names(appointment_id):
             protocol.PATIENT: appointment.contact.full_name,
         }
         for participant in appointment.participants:
-            names[f"guest-{participant.id}"] = participant.full_name
+            names[protocol.guest_key(participant.id)] = participant.full_name
         return names
     finally:
         # Sockets live long: never hold a database connection between messages.

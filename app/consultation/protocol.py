@@ -20,6 +20,11 @@ PATIENT = "patient"
 # A further participant (Premium): takes part only in a group call through the relay.
 GUEST = "guest"
 
+
+def guest_key(participant_id):
+    """A guest's key in the call, the relay and the chat (staff and patient use their role)."""
+    return f"guest-{participant_id}"
+
 # Messages the server acts on itself.
 CONTROL = {
     STAFF: {"ring", "cancel", "hangup", "relay-offer"},

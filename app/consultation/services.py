@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from flask import current_app, session
 
+from app.consultation.protocol import guest_key
 from app.consultation.tokens import hash_token, well_formed
 from app.extensions import db
 from app.patients.models import Appointment, Participant
@@ -23,6 +24,11 @@ class Visitor:
     @property
     def role(self):
         return "patient" if self.participant is None else "guest"
+
+    @property
+    def key(self):
+        """As in the call and the chat: "patient" or the guest's key."""
+        return "patient" if self.participant is None else guest_key(self.participant.id)
 
     @property
     def display_name(self):

@@ -22,6 +22,9 @@ def invite_by_request(page, live_server, **fields):
 def open_form(page):
     page.get_by_role("link", name="Termin erstellen", exact=True).click()
     expect(page.get_by_role("heading", name="Termin erstellen")).to_be_visible()
+    # htmx wires the swapped-in form only once it settled: typing earlier (a test can,
+    # a person cannot) would never trigger the search.
+    page.wait_for_function("() => !document.querySelector('.htmx-added, .htmx-settling')")
 
 
 def test_invite_earlier_contact_then_delete(logged_in, other_page, smtp, live_server):

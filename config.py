@@ -81,6 +81,16 @@ class Config:
     HUB_URL = os.environ.get("HUB_URL", "")
     HUB_PREFIX = os.environ.get("HUB_PREFIX", "sprechzimmer:")
 
+    # The reverse proxy whose X-Forwarded-For/-Proto/-Host are believed (addresses or
+    # networks, comma separated; "*" for any). gunicorn reads the same variable, so the
+    # app and gunicorn agree on who the proxy is. Its default is gunicorn's: a proxy on
+    # this machine (Caddy, nginx) and no one else.
+    FORWARDED_ALLOW_IPS = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    # The app checks Origin/Referer itself (app/web.py check_origin), with Origin first
+    # and PUBLIC_BASE_URL accepted; Flask-WTF's Referer-only variant would refuse a
+    # proxy that rewrites Host.
+    WTF_CSRF_SSL_STRICT = False
+
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
@@ -91,7 +101,9 @@ class Config:
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
-    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", ENV_NAME == "production")
+    # Secure whenever the app is reached over HTTPS (production always is).
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE",
+                                  ENV_NAME == "production" or PUBLIC_BASE_URL.startswith("https:"))
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE

@@ -1,10 +1,14 @@
-"""Request plumbing shared by all domains: page-or-fragment, toasts, headers, errors."""
+"""Request plumbing shared by all domains: page-or-fragment, toasts, headers, errors,
+the origin check and the trusted reverse proxy."""
+import ipaddress
 from urllib.parse import urlsplit
 
-from flask import g, has_request_context, redirect, render_template, request, url_for
+from flask import current_app, g, has_request_context, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import db, login_manager
 
@@ -53,11 +57,86 @@ def error_page(status, message):
     return render_template("error.html", status=status, message=message), status
 
 
+def _origin_of(url):
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else None
+
+
+def own_origins():
+    """This app's origins: as the request reached it (behind a trusted proxy: as the
+    browser saw it) and as PUBLIC_BASE_URL names it."""
+    return {f"{request.scheme}://{request.host}".lower(), _origin_of(current_app.config["PUBLIC_BASE_URL"])}
+
+
+def same_origin_socket():
+    # Browsers send Origin with every websocket handshake; a foreign page must not ride
+    # on the user's cookies (SameSite=Lax alone does not cover same-site subdomains).
+    # Only clients that are not browsers omit it, and they carry no one's cookies.
+    origin = request.headers.get("Origin")
+    return origin is None or origin.lower() in own_origins()
+
+
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def check_origin():
+    """Every state change must come from a page of this app, on top of the CSRF token.
+
+    Origin first (every current browser sends it with a POST; `null` counts as
+    foreign), else the Referer, which `Referrer-Policy: same-origin` keeps on same-origin
+    requests only. Over HTTPS a request with neither is refused, as Flask-WTF's strict
+    referrer check did; this check replaces that one because it also accepts
+    PUBLIC_BASE_URL's origin (a proxy that rewrites Host) and reads Origin first.
+    """
+    if request.method not in UNSAFE_METHODS:
+        return
+    origin = request.headers.get("Origin") or None
+    if origin is None and request.referrer:
+        origin = _origin_of(request.referrer) or "null"
+    if origin is None:
+        if request.is_secure:
+            raise CSRFError("neither Origin nor Referer on a secure request")
+        return
+    if origin.lower() not in own_origins():
+        raise CSRFError("request from a foreign origin")
+
+
+class TrustedProxy:
+    """X-Forwarded-For, -Proto and -Host count only when the request comes from an
+    address in FORWARDED_ALLOW_IPS (the variable gunicorn reads for the same purpose, so
+    both agree); from anyone else they are ignored. One proxy hop is trusted."""
+
+    def __init__(self, wsgi_app, allowed):
+        entries = [entry.strip() for entry in allowed.split(",") if entry.strip()]
+        self.any = "*" in entries
+        self.networks = [ipaddress.ip_network(entry, strict=False) for entry in entries if entry != "*"]
+        self.plain = wsgi_app
+        self.fixed = ProxyFix(wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    def trusted(self, address):
+        if self.any:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def __call__(self, environ, start_response):
+        if self.trusted(environ.get("REMOTE_ADDR", "")):
+            return self.fixed(environ, start_response)
+        return self.plain(environ, start_response)
+
+
 def current_practice():
     return current_user.practice
 
 
 def init_app(app):
+    app.wsgi_app = TrustedProxy(app.wsgi_app, app.config["FORWARDED_ALLOW_IPS"])
+    # After CSRFProtect's own before_request (registered first): token, then origin.
+    app.before_request(check_origin)
+
     @login_manager.user_loader
     def load_user(user_id):
         from app.auth.models import Staff
@@ -79,7 +158,9 @@ def init_app(app):
     def security_headers(response):
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # same-origin: our own form posts carry a Referer (the origin check's fallback),
+        # no other site ever learns a URL of ours.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Permissions-Policy", "geolocation=(), payment=()")
         if not request.path.startswith("/static/"):

@@ -10,19 +10,17 @@ run, with two Chromium contexts (fake camera and microphone) of one browser:
 Both pages read performance.timeOrigin + performance.now(): the same machine clock.
 """
 import argparse
-import os
 import statistics
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import appointment_form  # noqa: E402
-from tests.e2e.conftest import (  # noqa: E402
-    CHROMIUM, CHROMIUM_ARGS, PASSWORD, PRACTICES, LiveServer, Mailbox, login,
-)
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Mailbox, login, running_stack  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
 NOW = "performance.timeOrigin + performance.now()"
@@ -48,25 +46,13 @@ FIRST_FRAME_WATCH = f"""() => {{
 }}"""
 
 
-def start_servers(tmp):
+def start_servers(tmp, stack):
+    """SMTP stand-in, then the app's processes as tests/e2e starts them (relay included)."""
     smtp = Mailbox().start()
+    stack.callback(smtp.stop)
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VONAGE_", "FLASK_", "MAIL_"))}
-    env.update(FLASK_APP="wsgi.py", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1",
-               DATABASE_URL=f"sqlite:///{tmp / 'bench.db'}", SECRET_KEY="bench-" + os.urandom(16).hex(),
-               MAIL_SERVER="127.0.0.1", MAIL_PORT=str(smtp.port), MAIL_TIMEOUT="5", PUBLIC_BASE_URL=base_url,
-               OUTBOX_POLL_SECONDS="0.2", OUTBOX_DIR=str(tmp / "outbox"), LOGIN_RATE_LIMIT="200 per minute")
-    server = LiveServer(base_url, env, tmp)
-    server.flask("db", "upgrade")
-    name, email = PRACTICES["premium"]
-    server.flask("practice", "create", "--name", name, "--tariff", "premium", "--email", email,
-                 "--staff-name", "Dr. Bench", "--password", PASSWORD)
-    server.start("web", ["gunicorn", "--workers", "1", "--worker-class", "gthread", "--threads", "64",
-                         "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5", "wsgi:app"])
-    server.start("outbox", ["flask", "outbox", "work"])
-    server.wait_until_up()
-    return smtp, server, email
+    server = stack.enter_context(running_stack(smtp, tmp, port, f"http://127.0.0.1:{port}"))
+    return smtp, server, server.practices["premium"]["email"]
 
 
 def summary(label, values):
@@ -84,7 +70,8 @@ def main():
     from playwright.sync_api import expect, sync_playwright
 
     tmp = Path(tempfile.mkdtemp(prefix="call-bench-"))
-    smtp, server, staff_email = start_servers(tmp)
+    stack = ExitStack()
+    smtp, server, staff_email = start_servers(tmp, stack)
     rings, patient_frames, staff_frames = [], [], []
     try:
         with sync_playwright() as playwright:
@@ -130,8 +117,7 @@ def main():
                 expect(patient.get_by_role("heading", name="Die Videosprechstunde ist beendet.")).to_be_visible()
             browser.close()
     finally:
-        server.stop()
-        smtp.stop()
+        stack.close()
 
     print()
     summary("Anruf starten -> ringing on the patient's page", rings)

@@ -13,9 +13,8 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from flask import current_app, request
+from flask import current_app
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.exceptions import NotFound
@@ -27,6 +26,7 @@ from app.consultation.hub import (
 from app.consultation.hub import ring_timed_out as _ring_timeout  # noqa: F401 - tests call it
 from app.extensions import db
 from app.tariffs import FEATURE_MESSAGES, TARIFFS, has_feature
+from app.web import same_origin_socket
 
 log = logging.getLogger(__name__)
 
@@ -182,20 +182,10 @@ def _max_participants(practice):
     return tariff.max_participants if tariff else 2
 
 
-def _same_origin():
-    # Browsers send Origin with every websocket handshake; a foreign page must not ride
-    # on the user's cookies (SameSite=Lax alone does not cover same-site subdomains).
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    host = urlsplit(origin).netloc
-    return host in (request.host, urlsplit(current_app.config["PUBLIC_BASE_URL"]).netloc)
-
-
 def staff_identity(appointment_id):
     from app.patients.services import get_appointment
 
-    if not _same_origin() or not current_user.is_authenticated:
+    if not same_origin_socket() or not current_user.is_authenticated:
         return None
     practice = current_user.practice
     try:
@@ -210,7 +200,7 @@ def patient_identity():
     from app.auth.models import Practice
     from app.consultation.services import current_visitor
 
-    if not _same_origin():
+    if not same_origin_socket():
         return None
     visitor = current_visitor()
     if visitor is None:

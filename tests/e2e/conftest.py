@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -120,10 +121,10 @@ class LiveServer:
         path = self.log_dir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
-    def wait_until_up(self, timeout=UP_TIMEOUT):
+    def wait_until_up(self, web_port, timeout=UP_TIMEOUT):
         """Until the app and the relay accept connections (their sockets listen only once
         they are ready)."""
-        waiting = {"web": urlsplit(self.base_url).port, "relay": urlsplit(self.env["RELAY_URL"]).port}
+        waiting = {"web": web_port, "relay": urlsplit(self.env["RELAY_URL"]).port}
         deadline = time.monotonic() + timeout
         while waiting:
             for name, process in self.processes:
@@ -183,13 +184,13 @@ class LiveServer:
                 process.wait()
 
 
-@pytest.fixture(scope="package")
-def live_server(smtp, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("live")
-    port, relay_port = free_port(), free_port()
+@contextmanager
+def running_stack(smtp, tmp, port, base_url, **env_overrides):
+    """gunicorn, outbox sender and relay on `port` with the three e2e practices, as ./run
+    starts them; `base_url` is where the browsers reach the app (PUBLIC_BASE_URL)."""
+    relay_port = free_port()
     # Five browsers take one bundled port each at the relay; room to spare for rejoins.
     udp_min, udp_max = free_udp_range(40, start=47000)
-    base_url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VONAGE_", "FLASK_", "MAIL_", "RELAY_"))}
     env.update(
         FLASK_APP="wsgi.py",
@@ -214,6 +215,7 @@ def live_server(smtp, tmp_path_factory):
         RELAY_UDP_PORT_MAX=str(udp_max),
         RELAY_BIND_IP="127.0.0.1",
     )
+    env.update(env_overrides)
     server = LiveServer(base_url, env, tmp)
     server.flask("db", "upgrade")
     try:
@@ -227,22 +229,34 @@ def live_server(smtp, tmp_path_factory):
             list(pool.map(lambda item: server.flask(
                 "practice", "create", "--name", item[1]["name"], "--tariff", item[0], "--email", item[1]["email"],
                 "--staff-name", "Dr. E2E", "--password", PASSWORD), server.practices.items()))
-        server.wait_until_up()
+        server.wait_until_up(port)
         yield server
     finally:
         server.stop()
 
 
+@pytest.fixture(scope="package")
+def live_server(smtp, tmp_path_factory):
+    port = free_port()
+    with running_stack(smtp, tmp_path_factory.mktemp("live"), port, f"http://127.0.0.1:{port}") as server:
+        yield server
+
+
 # Package, not session: while sync Playwright runs, its event loop counts as running in
 # this thread, and every later asyncio.run() (the relay tests) would fail.
 @pytest.fixture(scope="package")
-def browser(_chromium_available):
+def playwright(_chromium_available):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        yield playwright
+
+
+@pytest.fixture(scope="package")
+def browser(playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 class PageWatch:

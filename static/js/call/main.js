@@ -6,7 +6,7 @@ import { addChat, resetFormAfterSending, toggleChat } from "./chat.js";
 import { Grid } from "./grid.js";
 import { LocalMedia } from "./media.js";
 import { P2PTransport } from "./p2p.js";
-import { log, notice, role, root, t } from "./page.js";
+import { notice, onActions, role, root, t } from "./page.js";
 import { Quality } from "./quality.js";
 import { RelayTransport } from "./relay.js";
 import { chime, keepRingDialogOpen, ringing, stopRingTone, unlockAudio, unlockOnFirstGesture } from "./ring.js";
@@ -84,34 +84,35 @@ function render() {
 
 // ---- messages from the server ------------------------------------------------------
 
+// A 1:1 page ignores what the members of a group call say about themselves ("from").
+const fromPeer = (message) => !message.from || message.from === peerKey;
+
+const handlers = {
+  welcome: onWelcome,
+  "call-state": (m) => onCallState(m.state, {}),
+  presence: (m) => onPresence(!!m.peer_online),
+  relay: onRelayActive,
+  // Whoever is new learns this page's camera and microphone state.
+  roster: (m) => { if (grid.setRoster(m)) sendMediaState(); },
+  signal: (m) => transport.receive(m),
+  "restart-ice": (m) => transport.receive(m),
+  "relay-answer": (m) => transport.receive(m),
+  "media-state": (m) => {
+    if (m.from) grid.setMediaState(m.from, m);
+    if (fromPeer(m)) showRemoteMedia(m);
+  },
+  "screen-share": (m) => { if (fromPeer(m)) root.dataset.remoteScreen = m.active ? "true" : "false"; },
+  "screen-share-ok": () => sharing.allowed(),
+  "screenshot-request": () => screenshots.ask(),
+  "screenshot-consent": (m) => screenshots.consented(m.granted),
+  "screenshot-taken": () => notice(t("screenshotTaken"), "info"),
+  chat: (m) => addChat(m, grid.key || role, call.callState === "accepted"),
+  error: onError,
+  "appointment-deleted": deleted,
+};
+
 function handle(message) {
-  switch (message.type) {
-    case "welcome": return onWelcome(message);
-    case "call-state": return onCallState(message.state, {});
-    case "presence": return onPresence(!!message.peer_online);
-    case "relay": return onRelayActive();
-    case "roster":
-      // Whoever is new learns this page's camera and microphone state.
-      if (grid.setRoster(message)) sendMediaState();
-      return undefined;
-    case "signal": case "restart-ice": case "relay-answer":
-      return transport.receive(message);
-    case "media-state":
-      if (message.from) grid.setMediaState(message.from, message);
-      if (!message.from || message.from === peerKey) showRemoteMedia(message);
-      return undefined;
-    case "screen-share":
-      if (!message.from || message.from === peerKey) root.dataset.remoteScreen = message.active ? "true" : "false";
-      return undefined;
-    case "screen-share-ok": return sharing.allowed();
-    case "screenshot-request": return screenshots.ask();
-    case "screenshot-consent": return screenshots.consented(message.granted);
-    case "screenshot-taken": return notice(t("screenshotTaken"), "info");
-    case "chat": return addChat(message, grid.key || role, call.callState === "accepted");
-    case "error": return onError(message);
-    case "appointment-deleted": return deleted();
-    default: return undefined;
-  }
+  if (Object.hasOwn(handlers, message.type)) handlers[message.type](message);
 }
 
 function onWelcome(message) {
@@ -273,15 +274,6 @@ const actions = {
   "ring-test": chime,
 };
 
-root.addEventListener("click", (event) => {
-  const button = event.target.closest("[data-action]");
-  if (!button || !root.contains(button) || button.disabled) return;
-  const action = actions[button.dataset.action];
-  if (!action) return;
-  event.preventDefault();
-  Promise.resolve(action()).catch((e) => log(button.dataset.action, e));
-});
-
 window.addEventListener("pagehide", () => {
   socket.stop();
   transport.close();
@@ -295,6 +287,7 @@ window.sprechzimmerCall = {
   get slots() { return Object.assign({}, grid.slots); },
 };
 
+onActions(actions);
 followBrowserViews();
 keepRingDialogOpen();
 unlockOnFirstGesture();

@@ -18,10 +18,10 @@ export class P2PTransport extends Transport {
     super(ctx);
     this.mode = "p2p";
     this.polite = ctx.role !== "staff";
-    this.resetNegotiation();
+    this.#resetNegotiation();
   }
 
-  resetNegotiation() {
+  #resetNegotiation() {
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.settingRemoteAnswer = false;
@@ -100,13 +100,12 @@ export class P2PTransport extends Transport {
 
   closePeer() {
     super.closePeer();
-    this.resetNegotiation();
+    this.#resetNegotiation();
     if (this.state !== "new") this.setState("new");
   }
 
   #open() {
     const peer = this.openPeer();
-    this.state = "new";
     const remote = new MediaStream();
     remoteVideo.srcObject = remote;
     remoteAudio.srcObject = remote;
@@ -136,20 +135,9 @@ export class P2PTransport extends Transport {
     };
   }
 
-  onConnectionState(state) {
-    if (state === "connected") {
-      this.grace.cancel();
-      this.capBitrate();
-      this.ctx.sendMediaState();
-      this.setState("connected");
-      return;
-    }
-    this.watchDisconnected(state, (why) => {
-      this.setState("reconnecting");
-      this.restart(why);
-    });
-    if (state === "connecting" && this.state !== "reconnecting") this.setState("connecting");
-    else this.setState(this.state);
+  lost(why) {
+    this.setState("reconnecting");
+    this.restart(why);
   }
 
   #sendDescription(description) {

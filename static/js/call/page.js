@@ -37,6 +37,18 @@ export function notice(text, kind) {
   if (kind !== "error") noticeTimer = setTimeout(() => { box.hidden = true; }, 8000);
 }
 
+// Every button says what it does in data-action; actions[name]() may return a promise.
+export function onActions(actions) {
+  root.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-action]");
+    if (!button || !root.contains(button) || button.disabled) return;
+    const name = button.dataset.action;
+    if (!Object.hasOwn(actions, name)) return;
+    event.preventDefault();
+    Promise.resolve(actions[name]()).catch((e) => log(name, e));
+  });
+}
+
 export function setPressed(action, pressed) {
   $$('[data-action="' + action + '"]').forEach((b) => b.setAttribute("aria-pressed", pressed ? "true" : "false"));
 }

@@ -46,8 +46,8 @@ export class RelayTransport extends Transport {
 
   useLocalMedia() {
     if (!this.pc) return;
-    const sender = this.transceiver("audio");
-    if (sender && sender.sender.track !== this.ctx.media.mic) sender.sender.replaceTrack(this.ctx.media.mic);
+    const audio = this.transceiver("audio");
+    if (audio && audio.sender.track !== this.ctx.media.mic) audio.sender.replaceTrack(this.ctx.media.mic);
     this.replaceVideo(this.ctx.media.video);
   }
 
@@ -91,7 +91,6 @@ export class RelayTransport extends Transport {
     }
     if (this.pc !== peer) return;
     this.ctx.send({ type: "relay-offer", sdp: peer.localDescription.sdp });
-    this.setState(this.state);
   }
 
   async #onAnswer(sdp) {
@@ -128,17 +127,13 @@ export class RelayTransport extends Transport {
   }
 
   onConnectionState(state) {
-    if (state === "connected") {
-      this.grace.cancel();
-      this.backoff.reset();
-      this.capBitrate();
-      this.ctx.sendMediaState();
-      this.setState("connected");
-      return;
-    }
-    // The relay restarted or dropped this page: join afresh.
-    this.watchDisconnected(state, (why) => this.#retry(why));
-    this.setState(this.state);
+    if (state === "connected") this.backoff.reset();
+    super.onConnectionState(state);
+  }
+
+  // The relay restarted or dropped this page: join afresh.
+  lost(why) {
+    this.#retry(why);
   }
 
   #addRemoteAudio(mid, track) {

@@ -18,6 +18,9 @@
 // The context (ctx) is shared and read at use time: ICE servers change with each welcome.
 //   ctx.iceServers, ctx.max, ctx.media (LocalMedia), ctx.grid (Grid), ctx.send(message),
 //   ctx.sendMediaState(), ctx.onState(transport), ctx.isMember(), ctx.onRefused(message)
+// Each transport owns its negotiation and its senders and receivers, so what belongs to
+// one path (perfect negotiation with rollback for P2P; a frame transform for end-to-end
+// encryption on the relay's senders and receivers) goes into that class, not main.js.
 import { log } from "./page.js";
 import { Grace } from "./retry.js";
 
@@ -87,19 +90,29 @@ export class Transport {
     }
   }
 
-  // Calls lost() once "disconnected" outlasted the grace period, or at once on "failed".
-  // onConnectionState itself is the subclass's.
-  watchDisconnected(state, lost) {
+  // lost(why) repairs the connection; it is called at once on "failed", and on
+  // "disconnected" only once that outlasted the grace period.
+  onConnectionState(state) {
     this.grace.cancel();
+    if (state === "connected") {
+      this.capBitrate();
+      this.ctx.sendMediaState();
+      this.setState("connected");
+      return;
+    }
     if (state === "failed") {
-      lost("failed");
+      this.lost("failed");
     } else if (state === "disconnected") {
       const peer = this.pc;
       this.grace.start(() => {
-        if (this.pc === peer && peer.connectionState === "disconnected") lost("disconnected");
+        if (this.pc === peer && peer.connectionState === "disconnected") this.lost("disconnected");
       });
     }
+    // A repair under way stays "reconnecting" until it is connected again.
+    this.setState(state === "connecting" && this.state !== "reconnecting" ? "connecting" : this.state);
   }
+
+  lost() {}
 
   transceiver(kind) {
     return this.pc && this.pc.getTransceivers().find((tr) => tr.receiver.track && tr.receiver.track.kind === kind);

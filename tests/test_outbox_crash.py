@@ -10,50 +10,17 @@ the test kills the sender there and starts another.
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
-from aiosmtpd.controller import Controller
-from servers import SmtpServer, _Handler, created_ids, outbox, smtp_port  # noqa: F401 - fixture
-
 from config import BASE_DIR
+from tests.support.fakes import SmtpServer
+from tests.support.forms import created_ids
+from tests.support.outbox import outbox
 
 LEASE = 3.0
 POLL = 0.2
 INVITES = 4
-
-
-class HeldSmtp(SmtpServer):
-    """Holds the first message at RCPT ("before") or after storing it ("after") until
-    released; `held` is set once a message waits there."""
-
-    def __init__(self, port, hold):
-        super().__init__(port=port)
-        self.hold = hold
-        self.held = threading.Event()
-        self.release = threading.Event()
-        self._controller = Controller(_HeldHandler(self), hostname="127.0.0.1", port=self.port)
-
-
-class _HeldHandler(_Handler):
-    async def handle_RCPT(self, smtp_server, session, envelope, address, rcpt_options):
-        if self.server.hold == "before" and not self.server.held.is_set():
-            await self._wait()
-        return await super().handle_RCPT(smtp_server, session, envelope, address, rcpt_options)
-
-    async def handle_DATA(self, smtp_server, session, envelope):
-        reply = await super().handle_DATA(smtp_server, session, envelope)
-        if self.server.hold == "after" and not self.server.held.is_set():
-            await self._wait()  # stored, the 250 not yet said
-        return reply
-
-    async def _wait(self):
-        import asyncio
-
-        self.server.held.set()
-        while not self.server.release.is_set():
-            await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -113,7 +80,7 @@ def kill_at_hold(server, sender):
 
 
 def test_killed_before_acceptance_loses_nothing_and_holds_one(app, smtp_port, senders, invitations, tmp_path):
-    server = HeldSmtp(smtp_port, "before").start()
+    server = SmtpServer(smtp_port, hold="before").start()
     try:
         killed = kill_at_hold(server, senders())
         senders()
@@ -133,7 +100,7 @@ def test_killed_before_acceptance_loses_nothing_and_holds_one(app, smtp_port, se
 
 def test_killed_after_acceptance_sends_one_duplicate_with_the_same_message_id(
         app, smtp_port, senders, invitations):
-    server = HeldSmtp(smtp_port, "after").start()
+    server = SmtpServer(smtp_port, hold="after").start()
     try:
         kill_at_hold(server, senders())
         senders()
@@ -156,7 +123,7 @@ def test_killed_after_acceptance_sends_one_duplicate_with_the_same_message_id(
 def test_heartbeat_keeps_a_slow_send_from_a_second_sender(app, smtp_port, senders, invitations):
     # The first message is held for three leases while a second sender polls: the lease
     # is renewed, so the second sender leaves it alone and it arrives once.
-    server = HeldSmtp(smtp_port, "before").start()
+    server = SmtpServer(smtp_port, hold="before").start()
     try:
         senders()
         assert server.held.wait(30)

@@ -40,7 +40,13 @@ def open_form(page):
     expect(page.get_by_role("heading", name="Termin erstellen")).to_be_visible()
     # htmx wires the swapped-in form only once it settled: typing earlier (a test can,
     # a person cannot) would never trigger the search.
-    page.wait_for_function("() => !document.querySelector('.htmx-added, .htmx-settling')")
+    settled(page)
+
+
+def settled(page):
+    """Until htmx has swapped, settled and wired what it last brought in."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-added, .htmx-settling, .htmx-swapping, .htmx-request')")
 
 
 FORM_LABELS = {"first_name": "Vorname", "last_name": "Nachname", "email": "E-Mail", "date": "Datum",
@@ -70,6 +76,9 @@ def open_panel(staff, full_name):
 
 def add_participant(staff, appointment_id, first_name, last_name, email):
     """Fills the panel's "Teilnehmer hinzufügen" form; the HTTP response."""
+    # The section swaps itself after each addition; filling the old form while htmx
+    # settles the new one sent it empty (422 under load in CI).
+    settled(staff)
     form = staff.locator(f"#appointment-{appointment_id}-participant-form")
     form.get_by_label("Vorname").fill(first_name)
     form.get_by_label("Nachname").fill(last_name)

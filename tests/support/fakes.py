@@ -2,6 +2,7 @@
 Vonage's SMS API (HTTPS with a trustme certificate), and the fixtures that start them.
 A test module points the app at them by overriding ``config_overrides`` (see
 tests/test_email.py)."""
+import asyncio
 import base64
 import email
 import email.policy
@@ -33,6 +34,8 @@ class _Handler:
         self.server = server
 
     async def handle_RCPT(self, smtp_server, session, envelope, address, rcpt_options):
+        if self.server.hold == "before":
+            await self.server.wait_if_first()
         reply = self.server.rcpt_reply
         if reply:
             return reply
@@ -48,6 +51,8 @@ class _Handler:
             self.server.messages.append(message)
             self.server.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
             self.server.arrived.set()
+        if self.server.hold == "after":
+            await self.server.wait_if_first()  # stored, the 250 not yet said
         return "250 Message accepted for delivery"
 
 
@@ -55,9 +60,11 @@ class SmtpServer:
     """An SMTP server on loopback that keeps what it receives.
 
     Set `rcpt_reply` or `data_reply` (e.g. "451 4.3.0 try later") to make it refuse.
+    With `hold` "before" (at RCPT) or "after" (mail stored, before the 250) the first
+    message waits there until `release` is set; `held` says one waits (crash tests).
     """
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, hold=None):
         self.port = port or free_port()
         self.messages = []
         self.envelopes = []
@@ -65,7 +72,17 @@ class SmtpServer:
         self.data_reply = None
         self.lock = threading.Lock()
         self.arrived = threading.Event()
+        self.hold = hold
+        self.held = threading.Event()
+        self.release = threading.Event()
         self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+
+    async def wait_if_first(self):
+        if self.held.is_set():
+            return
+        self.held.set()
+        while not self.release.is_set():
+            await asyncio.sleep(0.05)
 
     def start(self):
         self._controller.start()

@@ -7,6 +7,7 @@ is made and released at once.
 """
 import http.client
 import logging
+import os
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -296,7 +297,8 @@ class Checks:
                         f"Gruppenanrufen belegt)",
                         f"media relay answers ({status.get('rooms')} of {status.get('max_rooms')} group calls "
                         f"in use)"))
-        bind = [ip.strip() for ip in (self.cfg.get("RELAY_BIND_IP") or "").split(",") if ip.strip()]
+        # The relay process's own settings: the same environment file, not the app's config.
+        bind = [ip.strip() for ip in os.environ.get("RELAY_BIND_IP", "127.0.0.1").split(",") if ip.strip()]
         if bind and not any(ip.startswith("127.") or ip == "::1" for ip in bind):
             lines.append(ok(f"Medienserver für Browser erreichbar gebunden ({', '.join(bind)})",
                             f"media relay bound where browsers reach it ({', '.join(bind)})"))
@@ -310,8 +312,6 @@ class Checks:
         return lines
 
     def _relay_ports(self):
-        import os
-
         return f"{os.environ.get('RELAY_UDP_PORT_MIN', '40000')}-{os.environ.get('RELAY_UDP_PORT_MAX', '40999')}"
 
     def turn(self):

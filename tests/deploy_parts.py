@@ -117,9 +117,10 @@ def unit_command(name, env):
 
 class Coturn:
     """coturn from Debian running deploy/turnserver.conf on loopback: the listening ports
-    and the relay range switched to free ones, the log to a file, the address 127.0.0.1
-    (which the config's allowed-peer-ip for the server's own address then allows: the
-    only way two loopback browsers can relay to each other)."""
+    and the relay range switched to free ones, the log to a file, the server's address
+    127.0.0.1 (which the config's allowed-peer-ip for the server's own address then
+    allows), and loopback peers allowed (test only): the only way two browsers on this
+    machine can relay to each other."""
 
     def __init__(self, tmp, secret, tls_dir=None):
         self.tmp = Path(tmp)
@@ -134,6 +135,9 @@ class Coturn:
         text = set_option(text, "min-port", self.relay_min)
         text = set_option(text, "max-port", self.relay_max)
         text = switch_line(text, "syslog", f"log-file={self.tmp / 'turn.log'}")
+        # For the test only: coturn refuses loopback peers before it reads its lists;
+        # the config's own lists still decide (127.0.0.1 allowed, the rest of 127/8 not).
+        text += "\nallow-loopback-peers\n"
         self.config = self.tmp / "turnserver.conf"
         self.config.write_text(text)
         self.process = None

@@ -135,45 +135,72 @@ def binding(url, timeout=5, ssl_context=None):
     return mapped
 
 
-def allocate(url, username, password, timeout=5, ssl_context=None):
-    """A TURN allocation (UDP relay) with long-term credentials, released again at once.
-    Returns the relayed address; raises TurnError (code 401: credentials refused)."""
-    channel = _Channel(url, timeout, ssl_context)
-    try:
-        request = stun.Message(stun.Method.ALLOCATE, stun.Class.REQUEST,
-                               attributes={"REQUESTED-TRANSPORT": UDP_TRANSPORT})
-        answer = channel.exchange(request)
+class Allocation:
+    """A TURN allocation (UDP relay) with long-term credentials, as a context manager:
+    made on entry (`relayed` is its address), released on exit. Raises TurnError
+    (code 401: credentials refused)."""
+
+    def __init__(self, url, username, password, timeout=5, ssl_context=None):
+        self.url, self.username, self.password = url, username, password
+        self.timeout, self.ssl_context = timeout, ssl_context
+        self.channel = self.realm = self.key = self.nonce = self.relayed = None
+
+    def __enter__(self):
+        self.channel = _Channel(self.url, self.timeout, self.ssl_context)
+        try:
+            self._allocate()
+        except BaseException:
+            self.channel.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.request(stun.Method.REFRESH, {"LIFETIME": 0})  # free it now
+        except (OSError, TurnError):
+            pass  # it expires by itself
+        finally:
+            self.channel.close()
+
+    def _allocate(self):
+        answer = self.channel.exchange(stun.Message(stun.Method.ALLOCATE, stun.Class.REQUEST,
+                                                    attributes={"REQUESTED-TRANSPORT": UDP_TRANSPORT}))
         if answer.message_class == stun.Class.RESPONSE:
             raise TurnError("the server allocates without credentials (no use-auth-secret?)")
         if answer.error_code != 401 or "NONCE" not in answer.attributes:
             raise TurnError(f"unexpected answer to an unauthenticated allocation: "
                             f"{answer.attributes.get('ERROR-CODE')}", answer.error_code)
-        realm = answer.attributes["REALM"]
-        key = make_integrity_key(username, realm, password)
-        nonce = answer.attributes["NONCE"]
+        self.realm = answer.attributes["REALM"]
+        self.key = make_integrity_key(self.username, self.realm, self.password)
+        self.nonce = answer.attributes["NONCE"]
+        answer = self.request(stun.Method.ALLOCATE, {"REQUESTED-TRANSPORT": UDP_TRANSPORT})
+        self.relayed = answer.attributes.get("XOR-RELAYED-ADDRESS")
+        if not self.relayed:
+            raise TurnError("allocation answer without a relayed address")
+
+    def request(self, method, attributes):
+        """An authenticated request; the success answer, or TurnError with the code."""
         for _ in range(2):  # a stale nonce (438) gets one retry with the new one
-            request = stun.Message(stun.Method.ALLOCATE, stun.Class.REQUEST, attributes={
-                "REQUESTED-TRANSPORT": UDP_TRANSPORT, "USERNAME": username, "REALM": realm, "NONCE": nonce})
-            request.add_message_integrity(key)
-            answer = channel.exchange(request)
+            request = stun.Message(method, stun.Class.REQUEST, attributes={
+                **attributes, "USERNAME": self.username, "REALM": self.realm, "NONCE": self.nonce})
+            request.add_message_integrity(self.key)
+            answer = self.channel.exchange(request)
             if answer.error_code == 438 and "NONCE" in answer.attributes:
-                nonce = answer.attributes["NONCE"]
+                self.nonce = answer.attributes["NONCE"]
                 continue
             break
         if answer.message_class != stun.Class.RESPONSE:
             code, reason = answer.attributes.get("ERROR-CODE", (None, ""))
-            raise TurnError(f"allocation refused: {code} {reason}".strip(), code)
-        relayed = answer.attributes.get("XOR-RELAYED-ADDRESS")
-        if not relayed:
-            raise TurnError("allocation answer without a relayed address")
-        # Free the allocation again (Refresh with lifetime 0).
-        release = stun.Message(stun.Method.REFRESH, stun.Class.REQUEST, attributes={
-            "LIFETIME": 0, "USERNAME": username, "REALM": realm, "NONCE": nonce})
-        release.add_message_integrity(key)
-        try:
-            channel.exchange(release)
-        except (OSError, TurnError):
-            pass  # it expires by itself
-        return relayed
-    finally:
-        channel.close()
+            raise TurnError(f"{method.name.lower()} refused: {code} {reason}".strip(), code)
+        return answer
+
+    def permit(self, ip):
+        """CreatePermission for a peer address (no packet goes to the peer); TurnError
+        with code 403 when the server's denied-peer-ip forbids it."""
+        self.request(stun.Method.CREATE_PERMISSION, {"XOR-PEER-ADDRESS": (ip, 0)})
+
+
+def allocate(url, username, password, timeout=5, ssl_context=None):
+    """Allocate a relay with the credentials and release it again; its address."""
+    with Allocation(url, username, password, timeout, ssl_context) as allocation:
+        return allocation.relayed

@@ -274,7 +274,7 @@ else
   say "    unverändert / unchanged"
 fi
 if [ "$changed_code" = 1 ] || ! compgen -G "$APP_DIR/translations/*/LC_MESSAGES/messages.mo" >/dev/null; then
-  "$APP_DIR/.venv/bin/pybabel" compile -q -d "$APP_DIR/translations"
+  "$APP_DIR/.venv/bin/pybabel" compile -d "$APP_DIR/translations" >/dev/null
   "$APP_DIR/.venv/bin/python" -m compileall -q "$APP_DIR/app" "$APP_DIR/media_relay" "$APP_DIR/config.py" \
     "$APP_DIR/wsgi.py" >/dev/null
 fi
@@ -398,7 +398,8 @@ fi
 changed_caddy=0
 write_if_changed /etc/caddy/Caddyfile "$caddyfile" 644 root root && changed_caddy=1
 [ "$changed_caddy" = 1 ] || say "    unverändert / unchanged"
-caddy validate --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null 2>&1 ||
+# As the user Caddy runs as: files it opens (the access log) must stay its own.
+runuser -u caddy -- caddy validate --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null 2>&1 ||
   die "Caddy lehnt /etc/caddy/Caddyfile ab (caddy validate --config /etc/caddy/Caddyfile)." \
     "Caddy refuses /etc/caddy/Caddyfile (caddy validate --config /etc/caddy/Caddyfile)."
 

@@ -124,6 +124,7 @@ class Coturn:
 
     def __init__(self, tmp, secret, tls_dir=None):
         self.tmp = Path(tmp)
+        self.tmp.mkdir(parents=True, exist_ok=True)
         self.secret = secret
         self.port, self.tls_port = free_port(), free_port()
         self.relay_min, self.relay_max = free_udp_range(40, start=49200)
@@ -197,6 +198,7 @@ class Caddy:
 
     def __init__(self, tmp, web_port, app_dir=ROOT):
         self.tmp = Path(tmp)
+        self.tmp.mkdir(parents=True, exist_ok=True)
         self.https_port = free_port()
         self.storage = self.tmp / "caddy"
         self.access_log = self.tmp / "access.log"

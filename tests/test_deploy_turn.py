@@ -85,7 +85,6 @@ def test_turn_over_tls_with_the_certificate_caddy_obtained(tmp_path):
     require(CADDY, "REQUIRE_CADDY", "caddy")
     # Caddy with the project's Caddyfile obtains a certificate for its site (here from
     # its internal CA, for localhost); the web app need not run for that.
-    (tmp_path / "caddy-run").mkdir()
     caddy = Caddy(tmp_path / "caddy-run", web_port=free_port()).start()
     try:
         crt = caddy.storage / "certificates" / "local" / "localhost" / "localhost.crt"
@@ -109,7 +108,6 @@ def test_turn_over_tls_with_the_certificate_caddy_obtained(tmp_path):
         assert stat.S_IMODE((tls_dir / name).stat().st_mode) == 0o640
     assert (tls_dir / "cert.pem").read_bytes() == crt.read_bytes()
 
-    (tmp_path / "coturn").mkdir()
     server = Coturn(tmp_path / "coturn", SECRET, tls_dir=tls_dir).start()
     try:
         context = ssl.create_default_context(cadata=root_ca.decode())

@@ -137,6 +137,14 @@ def test_shell_scripts_are_shellcheck_clean():
     assert scripts
     result = subprocess.run(["shellcheck", "--severity=style", *scripts], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+    # The `sprechzimmer` command install.sh writes, as it writes it.
+    block = re.search(r'^wrapper="\$\(cat <<EOF\n.*?^EOF\n\)"$', INSTALL.read_text(), re.S | re.M).group(0)
+    wrapper = subprocess.run(["bash", "-c", block + '\nprintf "%s\\n" "$wrapper"'], capture_output=True, text=True,
+                             env={"ENV_FILE": "/etc/sprechzimmer/env", "APP_DIR": "/opt/sprechzimmer",
+                                  "SERVICE_USER": "sprechzimmer", "PATH": os.environ["PATH"]}).stdout
+    assert wrapper.startswith("#!/bin/bash") and 'runuser -u "sprechzimmer"' in wrapper, wrapper
+    result = subprocess.run(["shellcheck", "-"], input=wrapper, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + wrapper
 
 
 def test_install_gives_every_placeholder_a_value():

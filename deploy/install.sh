@@ -214,8 +214,21 @@ for package in "${PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
+  # Packages do not start their services with Debian's defaults (coturn's would be an
+  # open relay for a moment): they start below, once configured.
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$own_policy" = 1 ]; then
+    rm -f /usr/sbin/policy-rc.d
+    trap - EXIT
+  fi
   note_change "${missing[*]}"
 else
   say "    vorhanden / present: ${PACKAGES[*]}"
@@ -274,7 +287,10 @@ else
   say "    unverändert / unchanged"
 fi
 if [ "$changed_code" = 1 ] || ! compgen -G "$APP_DIR/translations/*/LC_MESSAGES/messages.mo" >/dev/null; then
-  "$APP_DIR/.venv/bin/pybabel" compile -d "$APP_DIR/translations" >/dev/null
+  if ! compiled="$("$APP_DIR/.venv/bin/pybabel" compile -d "$APP_DIR/translations" 2>&1)"; then
+    printf '%s\n' "$compiled" >&2
+    die "Die Übersetzungen lassen sich nicht kompilieren." "the translations do not compile."
+  fi
   "$APP_DIR/.venv/bin/python" -m compileall -q "$APP_DIR/app" "$APP_DIR/media_relay" "$APP_DIR/config.py" \
     "$APP_DIR/wsgi.py" >/dev/null
 fi

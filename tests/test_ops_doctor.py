@@ -299,7 +299,7 @@ def test_every_broken_part_has_its_line_and_fix(doctor, ready, coturn, monkeypat
     ]
     lines = failing(output)
     assert len(lines) == len(expected), output
-    for want, line in zip(expected, lines):
+    for want, line in zip(expected, lines, strict=True):
         assert line.startswith(want), (want, line)
         assert fix_after(output, line).startswith("→ Lösung: "), line
     assert "sprechzimmer db upgrade" in fix_after(output, "Datenbank nicht migriert")

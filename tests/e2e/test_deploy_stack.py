@@ -20,6 +20,8 @@ import os
 import re
 import ssl
 import subprocess
+import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -197,7 +199,7 @@ def pages(relay_only_browser, deploy_stack):
 
 
 def test_processes_run_the_units_command_lines(deploy_stack):
-    venv = str(Path(os.sys.executable).parent)
+    venv = str(Path(sys.executable).parent)
     assert deploy_stack.commands["web"][0] == f"{venv}/gunicorn"
     assert deploy_stack.commands["web"][1:] == [
         "--workers", "1", "--worker-class", "gthread", "--threads", "64", "--worker-connections", "2100",

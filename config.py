@@ -55,6 +55,9 @@ class Config:
     OUTBOX_MAX_ATTEMPTS = _int("OUTBOX_MAX_ATTEMPTS", 8)
     OUTBOX_BACKOFF_SECONDS = _int("OUTBOX_BACKOFF_SECONDS", 30)
     OUTBOX_POLL_SECONDS = float(os.environ.get("OUTBOX_POLL_SECONDS", "1"))
+    # How long a sender holds the message it is sending (renewed while it sends): a
+    # crashed sender's message goes out again after at most this long.
+    OUTBOX_LEASE_SECONDS = float(os.environ.get("OUTBOX_LEASE_SECONDS", "30"))
 
     # How long a patient's link stays valid after the appointment.
     LINK_VALID_DAYS_AFTER = _int("LINK_VALID_DAYS_AFTER", 90)

@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/call_latency.py [--runs 7]
 
-Starts its own gunicorn, outbox sender and SMTP stand-in (as tests/e2e does), then per
-run, with two Chromium contexts (fake camera and microphone) of one browser:
+Starts its own gunicorn, outbox sender, relay and SMTP stand-in (tests/support/stack.py,
+as the browser tests do), then per run, with two Chromium contexts (fake camera and microphone) of one browser:
   ring    click on "Anruf starten" (staff page) -> ring dialog shown (patient page)
   frame   click on "Annehmen" -> first decoded remote frame, on the patient's page and
           on the staff page (requestVideoFrameCallback, else getStats framesDecoded)
@@ -19,9 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import appointment_form  # noqa: E402
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Mailbox, login, running_stack  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from tests.e2e.steps import invite, login  # noqa: E402
+from tests.support.chromium import launch  # noqa: E402
+from tests.support.fakes import SmtpServer  # noqa: E402
+from tests.support.stack import local_stack  # noqa: E402
 
 NOW = "performance.timeOrigin + performance.now()"
 
@@ -47,11 +48,10 @@ FIRST_FRAME_WATCH = f"""() => {{
 
 
 def start_servers(tmp, stack):
-    """SMTP stand-in, then the app's processes as tests/e2e starts them (relay included)."""
-    smtp = Mailbox().start()
+    """SMTP stand-in, then the app's processes as the browser tests start them (relay included)."""
+    smtp = SmtpServer().start()
     stack.callback(smtp.stop)
-    port = free_port()
-    server = stack.enter_context(running_stack(smtp, tmp, port, f"http://127.0.0.1:{port}"))
+    server = stack.enter_context(local_stack(smtp, tmp))
     return smtp, server, server.practices["premium"]["email"]
 
 
@@ -75,19 +75,13 @@ def main():
     rings, patient_frames, staff_frames = [], [], []
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            browser = launch(playwright)
             contexts = [browser.new_context(base_url=server.base_url, locale="de-DE") for _ in range(2)]
             staff, patient = (c.new_page() for c in contexts)
             for page in (staff, patient):
                 page.set_default_timeout(15_000)
             login(staff, staff_email)
-            token = staff.locator('meta[name="csrf-token"]').get_attribute("content")
-            patient_email = "bench.patient@example.org"
-            response = staff.request.post(f"{server.base_url}/patienten/termine",
-                                          form=appointment_form(first_name="Bea", last_name="Bench", email=patient_email),
-                                          headers={"X-CSRFToken": token, "HX-Request": "true"})
-            assert response.status == 201, response.text()
-            link = smtp.link(smtp.mails_to(patient_email, "Einladung")[-1])
+            link = invite(staff, server, smtp, "Bea", "Bench", "bench.patient@example.org")
             patient.goto(link)
             patient.get_by_role("link", name="Weiter zum Wartezimmer").click()
             patient.wait_for_function("() => document.getElementById('call').dataset.socket === 'open'")

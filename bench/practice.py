@@ -14,11 +14,9 @@ import http.client
 import math
 import os
 import random
-import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +24,6 @@ import threading
 import time
 import unicodedata
 from contextlib import contextmanager
-from datetime import timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -35,11 +32,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 VENV_BIN = ROOT / ".venv" / "bin"
 
+from tests.support.forms import appointment_form, future_slot  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.processes import children, cpu_seconds  # noqa: E402
+from tests.support.stack import gunicorn_args  # noqa: E402
+from tests.support.webapp import CSRF_RE, Auth  # noqa: E402
+
 PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_DB = "sprechzimmer_bench"
 PASSWORD = "bench-passwort-1"
 BENCH_SECRET = secrets.token_hex(32)
-CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
 
 
 # ----------------------------------------------------------------- plumbing
@@ -62,24 +64,11 @@ def machine():
     return f"{os.cpu_count()} cores, load average {load:.2f} at start"
 
 
-def cpu_seconds(pid):
-    """User + system CPU time a process has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def workdir(prefix):
     """A temp dir for databases and logs, removed when the benchmark ends."""
     path = tempfile.mkdtemp(prefix=prefix)
     atexit.register(shutil.rmtree, path, True)
     return path
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_env(database_url, tmp, port=5000):
@@ -145,9 +134,7 @@ def gunicorn(database_url, tmp):
     port = free_port()
     log = open(Path(tmp) / f"gunicorn-{port}.log", "w")
     proc = subprocess.Popen(
-        [VENV_BIN / "gunicorn", "--workers", "1", "--worker-class", "gthread",
-         "--threads", os.environ.get("WEB_THREADS", "64"), "--bind", f"127.0.0.1:{port}",
-         "--graceful-timeout", "5", "wsgi:app"],
+        [sys.executable, "-m", *gunicorn_args(port, threads=os.environ.get("WEB_THREADS", "64"))],
         cwd=ROOT, env=server_env(database_url, tmp, port), stdout=log, stderr=subprocess.STDOUT,
     )
     try:
@@ -194,20 +181,6 @@ class Http:
         return response.status, text
 
 
-def children(pid):
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    # The command name may hold spaces; the ppid follows its closing parenthesis.
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        kids.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                pass
-    return kids
-
-
 def login_http(port, email):
     """Log in like a browser; returns (cookies, CSRF token of the logged-in session)."""
     http_ = Http(port)
@@ -220,13 +193,10 @@ def login_http(port, email):
 
 
 def login_client(app, email):
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = CSRF_RE.search(page).group(1)
-    response = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    staff = Auth(app.test_client())
+    response = staff.login(email, PASSWORD)
     assert response.status_code == 302, f"login failed: {response.status_code}"
-    page = client.get("/patienten").get_data(as_text=True)
-    return client, CSRF_RE.search(page).group(1)
+    return staff.client, staff.token
 
 
 # ------------------------------------------------------ realistic people
@@ -268,23 +238,12 @@ def person(rng, n):
     return first, last, email
 
 
-def future_date(days):
-    from app.timeutil import to_local, utcnow
-
-    return to_local(utcnow() + timedelta(days=days), "Europe/Berlin").strftime("%Y-%m-%d")
-
-
-def appointment_form(rng, tag, n, csrf=None):
+def random_form(rng, tag, n):
+    """Einladen for a random person at a random time in the next two months."""
     first, last, _ = person(rng, n)
-    form = {
-        "first_name": first, "last_name": last,
-        "email": f"bench-{tag}-{n}@example.org", "mobile": "",
-        "date": future_date(rng.randint(1, 60)), "time": f"{rng.randint(8, 17):02d}:{rng.choice((0, 15, 30, 45)):02d}",
-        "duration": str(rng.choice((10, 15, 20, 30))), "consent": "y",
-    }
-    if csrf:
-        form["csrf_token"] = csrf
-    return form
+    day, time_ = future_slot(rng.randint(1, 60), rng.randint(8, 17), rng.choice((0, 15, 30, 45)))
+    return appointment_form(first_name=first, last_name=last, email=f"bench-{tag}-{n}@example.org", date=day,
+                            time=time_, duration=str(rng.choice((10, 15, 20, 30))))
 
 
 # ----------------------------------------------------------------- create
@@ -309,7 +268,7 @@ def bench_create(args):
             # Warm-up: first template compilations and connections are not the steady state.
             warm = Http(port, cookies)
             for i in range(20):
-                warm.request("POST", "/patienten/termine", appointment_form(rng, f"warm{threads}", i), headers)
+                warm.request("POST", "/patienten/termine", random_form(rng, f"warm{threads}", i), headers)
             expected += 20
             latencies, statuses = [], []
             lock = threading.Lock()
@@ -319,7 +278,7 @@ def bench_create(args):
             def worker(t):
                 client = Http(port, cookies)
                 local_rng = random.Random(f"{threads}-{t}")
-                forms = [appointment_form(local_rng, f"c{threads}t{t}", i) for i in range(per_thread[t])]
+                forms = [random_form(local_rng, f"c{threads}t{t}", i) for i in range(per_thread[t])]
                 mine, codes = [], []
                 start_gate.wait()
                 for form in forms:
@@ -356,10 +315,10 @@ def bench_create(args):
     client, csrf = login_client(app, email)
     headers = {"HX-Request": "true", "X-CSRFToken": csrf}
     for i in range(20):
-        client.post("/patienten/termine", data=appointment_form(rng, "tcwarm", i), headers=headers)
+        client.post("/patienten/termine", data=random_form(rng, "tcwarm", i), headers=headers)
     expected += 20
     latencies, ok = [], 0
-    forms = [appointment_form(rng, "tc", i) for i in range(args.count)]
+    forms = [random_form(rng, "tc", i) for i in range(args.count)]
     t0, cpu0 = time.perf_counter(), time.process_time()
     for form in forms:
         t1 = time.perf_counter()

@@ -2,7 +2,7 @@
 one room upwards, against `python -m media_relay` and then against Janus VideoRoom
 (Debian's `janus`, a native C SFU) with the same clients, in the same run.
 
-Each participant is an aiortc client (tests/relay/clients.py) that publishes a
+Each participant is a synthetic browser (tests/support/browsers.py) that publishes a
 pre-encoded VP8 clip at 640x360@15 fps (~500 kbit/s) and 20 ms Opus as av.Packets (no
 encoder runs anywhere) and counts what it receives without decoding. Every frame
 carries its send time (time.time(), 8 bytes appended to the payload; nobody decodes,
@@ -46,14 +46,15 @@ from aiortc import MediaStreamTrack, RTCSessionDescription
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from media_relay.client import RelayClient  # noqa: E402
 from media_relay.forwarding import (  # noqa: E402
     install_udp_port_range,
     peer_connection,
     restrict_host_addresses,
 )
-from tests.relay.clients import Participant, vp8_clip  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from tests.support.browsers import SyntheticBrowser, vp8_clip  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.processes import cpu_seconds  # noqa: E402
+from tests.support.relay import RelayProcess  # noqa: E402
 
 SECRET = b"bench-secret-0123456789abcdef"
 PEOPLE_PER_ROOM = 5
@@ -62,15 +63,9 @@ CORE_BUDGET = 0.70
 CLIENT_SATURATED = 0.90
 # run-queue wait of SFU + clients per second of wall time (see runqueue_wait)
 STARVED = 0.10
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 STAMP = struct.Struct("!d")
 JANUS_LIBS = Path("/usr/lib/x86_64-linux-gnu/janus")
 JANUS_TEMPLATES = Path(__file__).resolve().parent / "janus"
-
-
-def cpu_seconds(pid="self"):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def runqueue_wait(pid="self"):
@@ -170,39 +165,28 @@ class OurRelay:
 
     def __init__(self, args, cpu):
         self.args, self.cpu = args, cpu
-        self.process = None
+        self.relay = self.process = None
         self.client = None
         self.people = []
 
     async def start(self):
-        port = free_port()
-        env = {**os.environ, "RELAY_SECRET": SECRET.decode(), "RELAY_CONTROL_PORT": str(port),
-               "RELAY_UDP_PORT_MIN": "44000", "RELAY_UDP_PORT_MAX": "44999",
-               "RELAY_BIND_IP": "127.0.0.1", "RELAY_MAX_ROOMS": str(self.args.max_rooms),
-               "PYTHONPATH": str(ROOT)}
-        command = [sys.executable, "-m", "media_relay"]
+        command = ("-m", "media_relay")
         if self.args.profile:
-            command = [sys.executable, "-m", "cProfile", "-o", self.args.profile, "-m", "media_relay"]
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=pin(self.cpu),
-        )
-        self.client = RelayClient("127.0.0.1", port, SECRET)
-        for _ in range(100):
-            try:
-                await asyncio.to_thread(self.client.status)
-                return
-            except OSError:
-                await asyncio.sleep(0.1)
-        raise RuntimeError("media_relay did not start")
+            command = ("-m", "cProfile", "-o", self.args.profile, "-m", "media_relay")
+        log = Path(tempfile.mkdtemp(prefix="bench-relay-")) / "relay.log"
+        self.relay = RelayProcess(log, secret=SECRET, udp_range=(44000, 44999), command=command,
+                                  preexec_fn=pin(self.cpu), RELAY_MAX_ROOMS=str(self.args.max_rooms))
+        await asyncio.to_thread(self.relay.start)
+        self.process = self.relay.process
+        self.client = self.relay.client()
 
     async def add_room(self, index, clip, counters):
         room = f"bench{index}"
         await asyncio.to_thread(self.client.create_room, room)
         for n in range(PEOPLE_PER_ROOM):
             counter = Counter()
-            person = Participant(f"p{n}", slots=PEOPLE_PER_ROOM - 1, clip=clip,
-                                 on_packet=counter.on_packet)
+            person = SyntheticBrowser(f"p{n}", slots=PEOPLE_PER_ROOM - 1, clip=clip,
+                                      on_packet=counter.on_packet)
             stamp(person)
             self.people.append(person)
             await person.join(self.client, room, spy=False)
@@ -212,10 +196,9 @@ class OurRelay:
     async def stop(self):
         for person in self.people:
             await person.close()
-        if self.process is not None:
+        if self.relay is not None:
             # SIGTERM lets cProfile (--profile) write its file
-            self.process.terminate()
-            self.process.wait(15)
+            self.relay.stop()
 
 
 class JanusError(Exception):
@@ -293,7 +276,7 @@ class JanusApi:
 
 
 class JanusRoomClient:
-    """What Participant.join expects of a relay client: join(room, name, offer sdp)
+    """What SyntheticBrowser.join expects of a relay client: join(room, name, offer sdp)
     → {"sdp": answer}; here through a VideoRoom publisher handle."""
 
     def __init__(self, api):
@@ -392,7 +375,7 @@ class Janus:
         names = [f"{room}p{n}" for n in range(PEOPLE_PER_ROOM)]
         publishers = JanusRoomClient(self.api)
         for name in names:
-            person = Participant(name, slots=0, clip=clip)
+            person = SyntheticBrowser(name, slots=0, clip=clip)
             stamp(person)
             self.people.append(person)
             await person.join(publishers, room, spy=False)

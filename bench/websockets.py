@@ -18,7 +18,6 @@ import os
 import secrets
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,17 +31,14 @@ sys.path.insert(0, str(ROOT))
 VENV_BIN = ROOT / ".venv" / "bin"
 PASSWORD = "bench-passwort-1"
 
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.stack import gunicorn_args, listening  # noqa: E402
+
 
 def percentile(values, p):
     if not values:
         return float("nan")
     return values[max(0, math.ceil(p / 100 * len(values)) - 1)]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def worker_stats(master_pid):
@@ -71,6 +67,8 @@ def prepare(env, pairs):
     from app.patients.models import Appointment, Contact
     from app.timeutil import utcnow
     from config import Config
+    from tests.support.outbox import opened_link
+    from tests.support.webapp import logged_in
 
     class BenchConfig(Config):
         RATELIMIT_ENABLED = False  # the bench redeems hundreds of links from one address
@@ -92,39 +90,21 @@ def prepare(env, pairs):
         db.session.commit()
         ids = [a.id for a in db.session.execute(db.select(Appointment).order_by(Appointment.id)).scalars()]
 
-    import re
-
-    staff_client = app.test_client()
-    page = staff_client.get("/login").get_data(as_text=True)
-    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
-    response = staff_client.post("/login", data={"email": "bench@praxis.example", "password": PASSWORD,
-                                                 "csrf_token": csrf})
-    assert response.status_code == 302, response.status_code
-    staff_cookie = staff_client.get_cookie("session").value
-    patient_cookies = []
-    for token in tokens:
-        client = app.test_client()
-        assert client.get(f"/j/{token}").status_code == 302
-        patient_cookies.append(client.get_cookie("session").value)
+    staff_cookie = logged_in(app, "bench@praxis.example", PASSWORD).client.get_cookie("session").value
+    patient_cookies = [opened_link(app, token).get_cookie("session").value for token in tokens]
     return ids, staff_cookie, patient_cookies
 
 
 def start_gunicorn(env, port, worker, threads, connections, log_path):
-    cmd = [str(VENV_BIN / "gunicorn"), "--workers", "1", "--worker-class", worker,
-           "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--backlog", "4096"]
-    if worker == "gthread":
-        cmd += ["--threads", str(threads)]
-    cmd += ["--worker-connections", str(connections), "wsgi:app"]
+    cmd = [sys.executable, "-m", *gunicorn_args(port, threads, worker, connections, extra=("--backlog", "4096"))]
     # The log goes to a file: an unread pipe fills up and stalls every thread that logs.
     with open(log_path, "ab") as log:
         process = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=log,
                                    start_new_session=True)
     for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        if listening(port):
             return process
-        except OSError:
-            time.sleep(0.05)
+        time.sleep(0.05)
     raise RuntimeError("gunicorn did not start")
 
 

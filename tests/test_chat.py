@@ -3,16 +3,13 @@ import pytest
 
 from app.chat.models import ChatMessage
 from app.extensions import db
-from tests.test_signalling import live, make_call  # noqa: F401 - fixtures
+from tests.support.webapp import csrf_token
 
 
 def post(client_or_auth, path, text):
     """A chat send as HTMX does it: the CSRF token from the page in the header."""
-    from tests.conftest import CSRF_RE
-
     client = getattr(client_or_auth, "client", client_or_auth)
-    page = client.get("/sprechstunde" if path.startswith("/sprechstunde") else path.rsplit("/", 1)[0])
-    token = CSRF_RE.search(page.get_data(as_text=True)).group(1)
+    token = csrf_token(client, "/sprechstunde" if path.startswith("/sprechstunde") else path.rsplit("/", 1)[0])
     return client.post(path, data={"text": text}, headers={"X-CSRFToken": token, "HX-Request": "true"})
 
 
@@ -39,7 +36,7 @@ def test_a_message_is_stored_and_arrives_live_on_both_sockets(app, make_call):
         assert "&lt;b&gt;bereit&lt;/b&gt; &amp; wach" in live_message["html"]
         assert "<b>" not in live_message["html"]
 
-    response = post(call.staff, f"/chat/{call.id}/nachrichten", "Wir rufen gleich an.")
+    response = post(call.staff_auth, f"/chat/{call.id}/nachrichten", "Wir rufen gleich an.")
     assert response.status_code == 201
     assert response.headers["HX-Trigger"] == "chat-sent"
     assert patient.expect("chat")["sender"] == "staff"
@@ -53,7 +50,7 @@ def test_history_fragment_on_both_sides(app, make_call):
     empty = call.patient_client.get("/sprechstunde/chat/nachrichten").get_data(as_text=True)
     assert 'id="chat-empty"' in empty
     post(call.patient_client, "/sprechstunde/chat/nachrichten", "Erste")
-    post(call.staff, f"/chat/{call.id}/nachrichten", "Zweite")
+    post(call.staff_auth, f"/chat/{call.id}/nachrichten", "Zweite")
     for client, path in ((call.patient_client, "/sprechstunde/chat/nachrichten"),
                          (call.staff_client, f"/chat/{call.id}/nachrichten")):
         html = client.get(path, headers={"HX-Request": "true"}).get_data(as_text=True)
@@ -71,7 +68,7 @@ def test_history_fragment_on_both_sides(app, make_call):
 def test_invalid_message_german_error_beside_the_field(app, make_call, text, message):
     call = make_call()
     for response in (post(call.patient_client, "/sprechstunde/chat/nachrichten", text),
-                     post(call.staff, f"/chat/{call.id}/nachrichten", text)):
+                     post(call.staff_auth, f"/chat/{call.id}/nachrichten", text)):
         assert response.status_code == 422
         html = response.get_data(as_text=True)
         assert message in html
@@ -87,10 +84,10 @@ def test_exactly_2000_characters_are_fine(app, make_call):
 
 def test_chat_is_bound_to_practice_and_session(app, make_call):
     ours, theirs = make_call(), make_call()
-    assert ours.staff.get(f"/chat/{theirs.id}/nachrichten").status_code == 404
-    assert post(ours.staff, f"/chat/{ours.id}/nachrichten", "hallo").status_code == 201
-    response = ours.staff.client.post(f"/chat/{theirs.id}/nachrichten", data={"text": "x"},
-                                      headers={"X-CSRFToken": ours.staff.token, "HX-Request": "true"})
+    assert ours.staff_auth.get(f"/chat/{theirs.id}/nachrichten").status_code == 404
+    assert post(ours.staff_auth, f"/chat/{ours.id}/nachrichten", "hallo").status_code == 201
+    response = ours.staff_auth.client.post(f"/chat/{theirs.id}/nachrichten", data={"text": "x"},
+                                           headers={"X-CSRFToken": ours.staff_auth.token, "HX-Request": "true"})
     assert response.status_code == 404
     stranger = app.test_client()
     assert stranger.get("/sprechstunde/chat/nachrichten").status_code == 404
@@ -109,7 +106,7 @@ def test_messages_go_with_the_appointment(app, make_call):
     call = make_call()
     post(call.patient_client, "/sprechstunde/chat/nachrichten", "Bis gleich")
     assert len(stored(app, call.id)) == 1
-    assert call.staff.delete(f"/patienten/termine/{call.id}").status_code == 200
+    assert call.staff_auth.delete(f"/patienten/termine/{call.id}").status_code == 200
     assert stored(app, call.id) == []
     with app.app_context():
         assert db.session.execute(db.select(db.func.count()).select_from(ChatMessage)).scalar() == 0
@@ -119,21 +116,21 @@ def test_unread_badge_in_the_patient_list(app, make_call):
     call = make_call()
     post(call.patient_client, "/sprechstunde/chat/nachrichten", "Eins")
     post(call.patient_client, "/sprechstunde/chat/nachrichten", "Zwei")
-    listing = call.staff.get("/patienten/liste").get_data(as_text=True)
+    listing = call.staff_auth.get("/patienten/liste").get_data(as_text=True)
     assert f'id="unread-{call.id}"' in listing
     assert "2 ungelesene Nachrichten" in listing
     # Reading the conversation clears it; the staff's own messages never count.
     call.staff_client.get(f"/chat/{call.id}")
-    post(call.staff, f"/chat/{call.id}/nachrichten", "Gelesen")
-    assert f'id="unread-{call.id}"' not in call.staff.get("/patienten/liste").get_data(as_text=True)
+    post(call.staff_auth, f"/chat/{call.id}/nachrichten", "Gelesen")
+    assert f'id="unread-{call.id}"' not in call.staff_auth.get("/patienten/liste").get_data(as_text=True)
 
 
 def test_a_message_to_an_open_staff_page_counts_as_read(app, make_call):
     call = make_call()
-    staff = call.staff_ws()
+    staff = call.staff()
     post(call.patient_client, "/sprechstunde/chat/nachrichten", "Sind Sie da?")
     staff.expect("chat")
-    assert f'id="unread-{call.id}"' not in call.staff.get("/patienten/liste").get_data(as_text=True)
+    assert f'id="unread-{call.id}"' not in call.staff_auth.get("/patienten/liste").get_data(as_text=True)
     (message,) = stored(app, call.id)
     assert message.read_by_staff_at is not None
 
@@ -143,35 +140,9 @@ def test_a_message_to_an_open_staff_page_counts_as_read(app, make_call):
 PATIENT_CHAT = "/sprechstunde/chat/nachrichten"
 
 
-def add_guest(app, call, first="Jonas", last="Dolmetscher"):
-    """Staff add a participant in the panel; its browser opens the invited link.
-    Returns (participant id, its test client)."""
-    from app.invitations import crypto
-    from app.invitations.models import OutboxMessage
-    from app.patients.models import Participant
-
-    prefix = f"a{call.id}-"
-    data = {"first_name": first, "last_name": last, "email": f"{first.lower()}@example.org", "mobile": "",
-            "consent": "y"}
-    response = call.staff.post(f"/patienten/termine/{call.id}/teilnehmer",
-                               data={prefix + k: v for k, v in data.items()})
-    assert response.status_code == 201, response.get_data(as_text=True)
-    with app.app_context():
-        pid = db.session.execute(
-            db.select(Participant.id).filter_by(appointment_id=call.id, first_name=first)
-        ).scalar_one()
-        outbox = db.session.execute(
-            db.select(OutboxMessage).filter_by(participant_id=pid, kind="invitation")
-        ).scalars().first()
-        token = crypto.unseal(outbox.payload)["token"]
-    client = app.test_client()
-    assert client.get(f"/j/{token}").status_code == 302
-    return pid, client
-
-
-def guest_ws(call, client):
-    ws = call.live.connect("/ws/sprechstunde", client)
-    ws.welcome = ws.expect("welcome")
+def guest_ws(call, index=0):
+    """The page of the call's guest number ``index``: known as a guest."""
+    ws = call.guest(index)
     assert ws.welcome["role"] == "guest"
     return ws
 
@@ -185,8 +156,8 @@ def history_of(client, path=PATIENT_CHAT):
 def test_a_guests_message_reaches_everyone_live_and_in_history(app, make_call):
     call = make_call()
     staff, patient = call.both()
-    pid, guest_client = add_guest(app, call)
-    guest = guest_ws(call, guest_client)
+    pid, guest_client = call.add_guest()
+    guest = guest_ws(call)
 
     response = post(guest_client, PATIENT_CHAT, "Ich übersetze <gern>")
     assert response.status_code == 201
@@ -206,7 +177,7 @@ def test_a_guests_message_reaches_everyone_live_and_in_history(app, make_call):
     assert message.read_by_staff_at is not None and message.read_by_patient_at is not None
 
     # The guest receives what staff and patient write from now on.
-    assert post(call.staff, f"/chat/{call.id}/nachrichten", "Danke fürs Übersetzen").status_code == 201
+    assert post(call.staff_auth, f"/chat/{call.id}/nachrichten", "Danke fürs Übersetzen").status_code == 201
     assert post(call.patient_client, PATIENT_CHAT, "Hallo Jonas").status_code == 201
     assert guest.expect("chat")["sender"] == "staff"
     assert guest.expect("chat")["sender_key"] == "patient"
@@ -225,19 +196,19 @@ def test_a_guests_message_reaches_everyone_live_and_in_history(app, make_call):
 def test_a_guest_sees_nothing_from_before_it_was_added(app, make_call):
     call = make_call()
     assert post(call.patient_client, PATIENT_CHAT, "Vorher: meine Diagnose").status_code == 201
-    assert post(call.staff, f"/chat/{call.id}/nachrichten", "Vorher: Befund folgt").status_code == 201
-    first_pid, first_client = add_guest(app, call)
+    assert post(call.staff_auth, f"/chat/{call.id}/nachrichten", "Vorher: Befund folgt").status_code == 201
+    first_pid, first_client = call.add_guest()
     assert post(first_client, PATIENT_CHAT, "Jonas ist da").status_code == 201
 
-    second_pid, second_client = add_guest(app, call, "Maria", "Schwester")
+    second_pid, second_client = call.add_guest("Maria", "Schwester")
     html = history_of(second_client)
     assert 'id="chat-empty"' in html
     assert "Vorher" not in html and "Jonas ist da" not in html
     assert "Vorher" not in history_of(first_client) and "Jonas ist da" in history_of(first_client)
 
     # Over the socket, too, only what is written after it joined: the first chat frame is the new one.
-    guest = guest_ws(call, second_client)
-    assert post(call.staff, f"/chat/{call.id}/nachrichten", "Willkommen").status_code == 201
+    guest = guest_ws(call, 1)
+    assert post(call.staff_auth, f"/chat/{call.id}/nachrichten", "Willkommen").status_code == 201
     welcome = stored(app, call.id)[-1]
     assert guest.expect("chat")["id"] == welcome.id
     assert "Willkommen" in history_of(second_client) and "Vorher" not in history_of(second_client)
@@ -252,7 +223,7 @@ def test_another_appointments_guest_cannot_read_or_post(app, make_call):
 
     ours, theirs = make_call(), make_call()
     assert post(ours.patient_client, PATIENT_CHAT, "Nur für uns").status_code == 201
-    their_pid, their_guest = add_guest(app, theirs)
+    their_pid, their_guest = theirs.add_guest()
     # Their guest's URLs lead to their appointment only.
     assert post(their_guest, PATIENT_CHAT, "Bei uns").status_code == 201
     assert [m.text for m in stored(app, ours.id)] == ["Nur für uns"]
@@ -260,7 +231,7 @@ def test_another_appointments_guest_cannot_read_or_post(app, make_call):
     assert "Nur für uns" not in history_of(their_guest)
     assert their_guest.get(f"/chat/{ours.id}/nachrichten").status_code != 200  # staff's URL: login
     # A session that names our appointment with their participant is refused.
-    token = CSRF_TOKEN(their_guest)
+    token = csrf_token(their_guest, "/sprechstunde")
     with their_guest.session_transaction() as session:
         session[SESSION_KEY] = {**session[SESSION_KEY], "id": ours.id}
     assert their_guest.get(PATIENT_CHAT).status_code == 404
@@ -270,18 +241,12 @@ def test_another_appointments_guest_cannot_read_or_post(app, make_call):
     assert [m.text for m in stored(app, ours.id)] == ["Nur für uns"]
 
 
-def CSRF_TOKEN(client):  # noqa: N802 - reads like the constant it stands for
-    from tests.conftest import CSRF_RE
-
-    return CSRF_RE.search(client.get("/sprechstunde").get_data(as_text=True)).group(1)
-
-
 def test_a_removed_guest_gets_404_and_its_messages_stay(app, make_call):
     call = make_call()
-    pid, guest_client = add_guest(app, call)
+    pid, guest_client = call.add_guest()
     assert post(guest_client, PATIENT_CHAT, "Ich muss gehen").status_code == 201
-    token = CSRF_TOKEN(guest_client)
-    response = call.staff.post(f"/patienten/termine/{call.id}/teilnehmer/{pid}/entfernen")
+    token = csrf_token(guest_client, "/sprechstunde")
+    response = call.staff_auth.post(f"/patienten/termine/{call.id}/teilnehmer/{pid}/entfernen")
     assert response.status_code in (200, 303), response.status_code
     assert guest_client.get(PATIENT_CHAT).status_code == 404
     response = guest_client.post(PATIENT_CHAT, data={"text": "noch da?"},
@@ -296,11 +261,11 @@ def test_a_removed_guest_gets_404_and_its_messages_stay(app, make_call):
 
 def test_guest_sending_needs_csrf_and_has_its_own_rate_limit(app, make_call):
     call = make_call()
-    pid, guest_client = add_guest(app, call)
+    pid, guest_client = call.add_guest()
     response = guest_client.post(PATIENT_CHAT, data={"text": "x"}, headers={"HX-Request": "true"})
     assert response.status_code == 400
     assert stored(app, call.id) == []
-    token = CSRF_TOKEN(guest_client)
+    token = csrf_token(guest_client, "/sprechstunde")
     statuses = [guest_client.post(PATIENT_CHAT, data={"text": f"{n}"},
                                   headers={"X-CSRFToken": token, "HX-Request": "true"}).status_code
                 for n in range(31)]
@@ -311,9 +276,9 @@ def test_guest_sending_needs_csrf_and_has_its_own_rate_limit(app, make_call):
 
 def test_guest_messages_count_as_unread_for_the_practice(app, make_call):
     call = make_call()
-    _, guest_client = add_guest(app, call)
+    _, guest_client = call.add_guest()
     post(guest_client, PATIENT_CHAT, "Eins")
     post(call.patient_client, PATIENT_CHAT, "Zwei")
-    assert "2 ungelesene Nachrichten" in call.staff.get("/patienten/liste").get_data(as_text=True)
+    assert "2 ungelesene Nachrichten" in call.staff_auth.get("/patienten/liste").get_data(as_text=True)
     call.staff_client.get(f"/chat/{call.id}")
-    assert f'id="unread-{call.id}"' not in call.staff.get("/patienten/liste").get_data(as_text=True)
+    assert f'id="unread-{call.id}"' not in call.staff_auth.get("/patienten/liste").get_data(as_text=True)

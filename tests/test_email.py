@@ -9,8 +9,9 @@ from icalendar import Calendar
 
 from app.extensions import db
 from app.patients.models import Appointment
-from conftest import future_slot
-from servers import created_ids, deliver, link_in, outbox, smtp, smtp_port, text_of  # noqa: F401 - fixtures
+from tests.support.forms import created_ids, future_slot
+from tests.support.outbox import deliver, link_in, outbox, text_of
+from tests.support.webapp import Auth
 
 # Not the server's or Babel's default zone: times must follow the practice's zone.
 TZ = "America/New_York"
@@ -171,8 +172,6 @@ def test_watch_gives_up_polling_after_its_limit(app, invite, auth):
 
 
 def test_watch_of_another_practice_is_not_found(app, invite, make_practice):
-    from conftest import Auth
-
     appointment_id, _ = invite()
     _, other_email = make_practice()
     other = Auth(app.test_client())

@@ -9,40 +9,30 @@ SQLite and PostgreSQL; the others do the same database work and run on SQLite on
 which keeps this file's run time in bounds (aiortc and the relay are the slow part).
 """
 import re
-
 import time
 
 import pytest
 
 from app.consultation import relay
 from media_relay.client import RelayRefused
-from tests.group_support import (
-    PATIENT_NAME,
-    PRACTICE_NAME,
-    Aio,
-    GroupCall,
-    RelayProcess,
-    assert_media_follows_roster,
-    close_room_quietly,
-    expected_slots,
-    join_in_turn,
-    relay_client,
-    room_members,
-    wait_until,
-)
-from tests.live import LiveServer
-from tests.relay.support import SECRET, loopback_only  # noqa: F401 (autouse fixture)
-from tests.servers import free_port
-from tests.test_relay_adapter import relay_process
+from tests.support.browsers import BrowserLoop, assert_media_follows_roster, expected_slots, join_in_turn
+from tests.support.calls import PATIENT_NAME, PRACTICE_NAME
+from tests.support.ports import free_port
+from tests.support.relay import SECRET, RelayProcess, close_room_quietly, relay_client, room_members
+from tests.support.waiting import wait_until
+from tests.support.webapp import sqlite_only
 
 FULL_MESSAGE = "An diesem Anruf nimmt bereits die größtmögliche Zahl von Personen teil."
-sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+# On the in-process hub only: a Redis run of each would double this file's time (aiortc
+# and the relay are the slow part); the websocket tests run on both hubs.
+pytestmark = [pytest.mark.usefixtures("loopback_only"),
+              pytest.mark.parametrize("hub_kind", ["in-process"], indirect=True)]
 
 
 @pytest.fixture(scope="module")
 def shared_relay(tmp_path_factory):
-    with relay_process(tmp_path_factory.mktemp("relay"), RELAY_MAX_ROOMS="8") as (url, _):
-        yield url
+    with RelayProcess(tmp_path_factory.mktemp("relay") / "relay.log", RELAY_MAX_ROOMS="8") as shared:
+        yield shared.url
 
 
 @pytest.fixture
@@ -53,7 +43,7 @@ def relay_url(request, shared_relay, tmp_path):
     if mode == "closed":
         yield f"http://127.0.0.1:{free_port()}"
     elif mode == "own":
-        own = RelayProcess(tmp_path).start()
+        own = RelayProcess(tmp_path / "relay.log").start()
         request.node.relay = own
         try:
             yield own.url
@@ -70,20 +60,19 @@ def config_overrides(relay_url):
 
 @pytest.fixture
 def aio():
-    loop = Aio()
+    loop = BrowserLoop()
     yield loop
     loop.close()
 
 
 @pytest.fixture
-def group(app, relay_url, aio):
-    """group(tariff="premium", guests=1) -> GroupCall on a live server. Afterwards the
+def group(make_call, live, relay_url, aio):
+    """group(tariff="premium", guests=1) -> Call on the live server. Afterwards the
     pages close first (the server then leaves and closes the room), then the browsers."""
-    live = LiveServer(app)
     calls = []
 
     def factory(tariff="premium", guests=1):
-        call = GroupCall(app, live, tariff, guests)
+        call = make_call(tariff, guests)
         calls.append(call)
         return call
 
@@ -366,7 +355,7 @@ def test_a_guests_old_socket_closing_late_leaves_its_new_connection_alone(group,
     guest_key = f"guest-{call.guest_ids[0]}"
     new = call.guest()
     again = aio.browser(guest_key)
-    new.offer(aio, again)
+    new.relay_offer(aio, again)
     wait_until(again.connected, "the guest's new connection is up")
     old.crash()
     staff.take("roster", where=lambda r: guest_key in {p["key"] for p in r["participants"]})
@@ -380,8 +369,8 @@ def test_room_closes_when_the_practice_and_the_patient_pages_close(group, relay_
     call = group()
     staff, patient, (guest,) = call.grouped()
     assert room_members(relay_url, call.room) == set()
-    staff.socket.ws.close()
-    patient.socket.ws.close()
+    staff.close()
+    patient.close()
     wait_until(lambda: room_members(relay_url, call.room) is None, "the room is closed on the relay")
 
 
@@ -410,10 +399,10 @@ def test_a_restarted_relay_gets_the_room_back_with_fresh_offers(group, relay_url
     assert room_members(relay_url, call.room) is None
 
     fresh = [(staff, aio.browser("staff")), (guest, aio.browser(guest_key))]
-    staff.offer(aio, fresh[0][1])
+    staff.relay_offer(aio, fresh[0][1])
     assert room_members(relay_url, call.room) == {"staff"}
     assert relay_client(relay_url).room(call.room)["max_participants"] == 5
-    guest.offer(aio, fresh[1][1])
+    guest.relay_offer(aio, fresh[1][1])
     roster = staff.take("roster", where=lambda r: expected_slots(r, ["staff", guest_key]))
     # pages ignore rosters older than the last they saw: the new relay's count on
     assert roster["version"] > before["version"]
@@ -432,7 +421,7 @@ def test_a_full_room_refuses_a_further_member(group, relay_url, aio, app):
         outsider = aio.browser(f"outsider-{n}", publish=False)
         answer = client.join(call.room, f"outsider-{n}", aio.run(outsider.offer()))
         aio.run(outsider.answer(answer["sdp"]))
-    staff.offer(aio, aio.browser("staff"))
+    staff.relay_offer(aio, aio.browser("staff"))
 
     patient_browser = aio.browser("patient")
     patient.send({"type": "relay-offer", "sdp": aio.run(patient_browser.offer())})
@@ -440,7 +429,7 @@ def test_a_full_room_refuses_a_further_member(group, relay_url, aio, app):
     assert "patient" not in room_members(relay_url, call.room)
 
     # the same key again replaces its connection: no sixth place needed
-    staff.offer(aio, aio.browser("staff"))
+    staff.relay_offer(aio, aio.browser("staff"))
     assert len(room_members(relay_url, call.room)) == 5
 
     # the adapter says the same for anyone else

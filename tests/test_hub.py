@@ -1,23 +1,14 @@
 """The hub, the call state machine and the message checks, without sockets.
 
-The hub tests run on the in-process hub and on RedisHub (tests/test_hub_redis.py).
+The hub tests run on the in-process hub and on RedisHub (``hub`` takes ``hub_kind``).
 """
 import threading
 
 import pytest
 
 from app.consultation import protocol, signalling
-from app.consultation.hub import ACCEPTED, IDLE, OFFLINE, RINGING, TIMEOUT, CallState, InProcessHub, channel
-from tests.test_hub_redis import redis_hubs, settle
-
-
-@pytest.fixture(params=["in-process", "redis"])
-def hub(request):
-    if request.param == "in-process":
-        yield InProcessHub()
-        return
-    for make_hub in redis_hubs():
-        yield make_hub()
+from app.consultation.hub import ACCEPTED, IDLE, OFFLINE, RINGING, TIMEOUT, CallState, channel
+from tests.support.hubs import settle
 
 
 def test_publish_reaches_only_the_channels_subscribers(hub):

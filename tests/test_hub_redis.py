@@ -3,15 +3,13 @@
 Runs against the Redis at TEST_REDIS_URL (default DB 15). Each test works under its own
 key prefix and deletes only keys under it. Without a server the tests skip with the
 reason; CI sets REQUIRE_REDIS=1 so that a missing server fails instead. The behaviour
-both hubs share is tested in tests/test_hub.py (its ``hub`` fixture runs on both), and
-the websocket tests of tests/test_signalling.py run here once more with RedisHub.
+both hubs share is tested in tests/test_hub.py, and every websocket test runs on
+RedisHub too (``hub_kind``, tests/support/hubs.py). Here: what only several processes show.
 """
 import json
-import os
 import subprocess
 import sys
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
@@ -19,103 +17,20 @@ import pytest
 from app import create_app
 from app.consultation import signalling
 from app.consultation.hub import RINGING, TIMEOUT, CallState, InProcessHub, channel
-from tests.conftest import Auth, make_config
-from tests.live import LiveServer, created_appointment_id, patient_client
-from tests.test_signalling import *  # noqa: F403 - every websocket test again, on RedisHub (see ``app``)
+from tests.support.calls import relays
+from tests.support.hubs import RedisHubs, delete_keys, new_prefix, settle
+from tests.support.machine import REDIS_URL, need_redis, need_redis_server
+from tests.support.sockets import LiveServer
+from tests.support.webapp import csrf_token, make_config, sqlite_only
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 10
-
-_reason = []
-
-
-def redis_skip_reason():
-    if not _reason:
-        import redis
-
-        try:
-            redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-            _reason.append(None)
-        except redis.RedisError as exc:
-            _reason.append(f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}")
-    return _reason[0]
-
-
-def require_redis():
-    reason = redis_skip_reason()
-    if reason:
-        if os.environ.get("REQUIRE_REDIS") == "1":
-            pytest.fail(reason + " (REQUIRE_REDIS=1)")
-        pytest.skip(reason)
-
-
-def delete_keys(pattern):
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=pattern, count=500))
-    if keys:
-        client.delete(*keys)
-    client.close()
-    return keys
-
-
-class RedisHubs:
-    """Hubs as separate processes would have them: own connections and listener threads, one prefix."""
-
-    def __init__(self):
-        self.prefix = f"sprechzimmer-test-{uuid.uuid4().hex}:"
-        self.hubs = []
-
-    def __call__(self, **kwargs):
-        from app.consultation.redis_hub import RedisHub
-
-        hub = RedisHub(REDIS_URL, prefix=self.prefix, **kwargs)
-        self.hubs.append(hub)
-        return hub
-
-    def close(self):
-        for hub in self.hubs:
-            hub.close()
-        delete_keys(self.prefix + "*")
-
-
-def redis_hubs():
-    """Generator for fixtures: yields a RedisHubs factory, then closes and deletes its keys."""
-    require_redis()
-    hubs = RedisHubs()
-    try:
-        yield hubs
-    finally:
-        hubs.close()
-
-
-@pytest.fixture
-def make_hub():
-    yield from redis_hubs()
-
-
-def settle(hub, via=None):
-    """Wait until ``hub`` delivered what was published before (through ``via``, default itself).
-
-    A Redis hub delivers in its listener thread, in the order Redis got the messages: a
-    marker published afterwards arrives after them. The in-process hub delivers at once.
-    """
-    if isinstance(hub, InProcessHub):
-        return
-    arrived = threading.Event()
-    marker = f"settle-{uuid.uuid4().hex}"
-    subscription = hub.subscribe(marker, lambda message: arrived.set())
-    (via or hub).publish(marker, {})
-    assert arrived.wait(WAIT), "the marker never arrived"
-    subscription.close()
 
 
 # -- two processes, one hub ----------------------------------------------------------------
 
-def test_subscribe_on_one_process_publish_on_another(make_hub):
-    a, b = make_hub(), make_hub()
+def test_subscribe_on_one_process_publish_on_another(make_redis_hub):
+    a, b = make_redis_hub(), make_redis_hub()
     got = []
     subscription = a.subscribe(channel(1, "staff"), got.append)
     assert b.subscribers(channel(1, "staff")) == 1
@@ -129,8 +44,8 @@ def test_subscribe_on_one_process_publish_on_another(make_hub):
     assert b.publish(channel(1, "staff"), {"type": "late"}) == 0
 
 
-def test_messages_of_one_publisher_keep_their_order_across_processes(make_hub):
-    a, b = make_hub(), make_hub()
+def test_messages_of_one_publisher_keep_their_order_across_processes(make_redis_hub):
+    a, b = make_redis_hub(), make_redis_hub()
     got = []
     a.subscribe("c", got.append)
     for n in range(200):
@@ -139,8 +54,8 @@ def test_messages_of_one_publisher_keep_their_order_across_processes(make_hub):
     assert got == [{"n": n} for n in range(200)]
 
 
-def test_two_prefixes_do_not_hear_each_other(make_hub):
-    ours = make_hub()
+def test_two_prefixes_do_not_hear_each_other(make_redis_hub):
+    ours = make_redis_hub()
     other = RedisHubs()
     try:
         theirs = other()
@@ -156,8 +71,8 @@ def test_two_prefixes_do_not_hear_each_other(make_hub):
         other.close()
 
 
-def test_compare_and_set_contention_across_processes(make_hub):
-    hubs = [make_hub(), make_hub()]
+def test_compare_and_set_contention_across_processes(make_redis_hub):
+    hubs = [make_redis_hub(), make_redis_hub()]
     start = hubs[0].call_state(9)
     results = []
     barrier = threading.Barrier(16)
@@ -176,10 +91,10 @@ def test_compare_and_set_contention_across_processes(make_hub):
     assert hubs[0].call_state(9) == hubs[1].call_state(9) == CallState(RINGING, 1)
 
 
-def test_every_key_has_a_ttl(make_hub):
+def test_every_key_has_a_ttl(make_redis_hub):
     import redis
 
-    hub = make_hub()
+    hub = make_redis_hub()
     hub.subscribe(channel(2, "patient"), lambda m: None)
     signalling.ring(hub, 2, timeout_seconds=3600)
     hub.reset(2)
@@ -192,9 +107,9 @@ def test_every_key_has_a_ttl(make_hub):
 
 # -- ring timeout across processes ---------------------------------------------------------
 
-def test_ring_timeout_fires_exactly_once_with_two_processes(make_hub):
+def test_ring_timeout_fires_exactly_once_with_two_processes(make_redis_hub):
     # No background polling: the test lets both processes race for the due deadline.
-    a, b = make_hub(poll_seconds=3600), make_hub(poll_seconds=3600)
+    a, b = make_redis_hub(poll_seconds=3600), make_redis_hub(poll_seconds=3600)
     states = []
     b.subscribe(channel(6, "staff"), states.append)
     a.subscribe(channel(6, "patient"), lambda m: None)
@@ -217,8 +132,8 @@ def test_ring_timeout_fires_exactly_once_with_two_processes(make_hub):
     assert b.call_state(6) == CallState(TIMEOUT, ringing.version + 1)
 
 
-def test_the_ring_times_out_even_when_the_ringing_process_is_gone(make_hub):
-    a, b = make_hub(poll_seconds=0.1), make_hub(poll_seconds=0.1)
+def test_the_ring_times_out_even_when_the_ringing_process_is_gone(make_redis_hub):
+    a, b = make_redis_hub(poll_seconds=0.1), make_redis_hub(poll_seconds=0.1)
     timed_out = threading.Event()
     b.subscribe(channel(8, "staff"),
                 lambda m: m.get("state") == "timeout" and timed_out.set())
@@ -229,8 +144,8 @@ def test_the_ring_times_out_even_when_the_ringing_process_is_gone(make_hub):
     assert b.call_state(8) == CallState(TIMEOUT, ringing.version + 1)
 
 
-def test_an_answered_ring_does_not_time_out(make_hub):
-    a, b = make_hub(poll_seconds=3600), make_hub(poll_seconds=3600)
+def test_an_answered_ring_does_not_time_out(make_redis_hub):
+    a, b = make_redis_hub(poll_seconds=3600), make_redis_hub(poll_seconds=3600)
     a.subscribe(channel(4, "patient"), lambda m: None)
     signalling.ring(a, 4, timeout_seconds=0)
     accepted = signalling.transition(b, 4, {RINGING}, "accepted")
@@ -239,38 +154,15 @@ def test_an_answered_ring_does_not_time_out(make_hub):
     assert a.call_state(4) == accepted
 
 
-# -- the websocket tests of test_signalling.py, through Redis --------------------------------
-
-
-@pytest.fixture
-def database_url(tmp_path):
-    """SQLite only: the hub does not depend on the database (test_signalling.py runs both)."""
-    return f"sqlite:///{tmp_path / 'test.db'}"
-
-
-@pytest.fixture
-def app(app, tmp_path):
-    """conftest's app with its hub in Redis: get_hub() builds the hub from the config at first use,
-    so this also holds for the tests that parametrise ``config_overrides``."""
-    require_redis()
-    prefix = f"sprechzimmer-test-{uuid.uuid4().hex}:"
-    app.config.update(HUB_URL=REDIS_URL, HUB_PREFIX=prefix)
-    yield app
-    hub = app.extensions.get(signalling.HUB_KEY)
-    if hub is not None:
-        hub.close()
-    delete_keys(prefix + "*")
-
-
 # -- configuration --------------------------------------------------------------------------
 
 def test_hub_url_selects_the_redis_hub(tmp_path):
-    require_redis()
+    need_redis()
     from app.consultation.redis_hub import RedisHub
 
     plain = create_app(make_config(tmp_path, "sqlite://"))
     assert isinstance(signalling.get_hub(plain), InProcessHub)
-    prefix = f"sprechzimmer-test-{uuid.uuid4().hex}:"
+    prefix = new_prefix()
     shared = create_app(make_config(tmp_path, "sqlite://", HUB_URL=REDIS_URL, HUB_PREFIX=prefix))
     hub = signalling.get_hub(shared)
     try:
@@ -327,8 +219,9 @@ class WebProcess(LiveServer):
 
 
 @pytest.fixture
-def two_processes(app, tmp_path):
+def two_processes(app, hub_kind, tmp_path):
     """Two web processes on the test app's SQLite file and Redis (hub and rate limits)."""
+    assert hub_kind == "redis"
     prefix = app.config["HUB_PREFIX"]
     settings = {
         "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
@@ -350,48 +243,34 @@ def two_processes(app, tmp_path):
         delete_keys(f"*{prefix}*")  # Flask-Limiter puts its own namespace before the prefix
 
 
-def test_staff_on_one_process_and_patient_on_another_hold_a_call(app, two_processes, make_practice):
+@pytest.mark.parametrize("hub_kind", ["redis"], indirect=True)
+@sqlite_only
+def test_staff_on_one_process_and_patient_on_another_hold_a_call(two_processes, make_call):
     """Only Redis joins the processes: the staff socket on the first, the patient's on the second."""
     first, second = two_processes
-    _, email = make_practice("premium")
-    staff = Auth(app.test_client())
-    assert staff.login(email).status_code == 302
-    from tests.conftest import appointment_form
+    call = make_call("premium")
+    staff = call.staff(on=first)
+    assert staff.welcome["peer_online"] is False
+    patient = call.patient(on=second)
+    assert patient.welcome["peer_online"] is True
+    staff.expect("presence", peer_online=True)
 
-    response = staff.post("/patienten/termine", data=appointment_form())
-    assert response.status_code == 201
-    appointment_id = created_appointment_id(response)
+    call.accept(staff, patient)
+    relays(staff, patient, {"type": "signal", "description": {"type": "offer", "sdp": "v=0 offer"}})
+    relays(patient, staff, {"type": "signal", "description": {"type": "answer", "sdp": "v=0 answer"}})
 
-    staff_ws = first.connect(f"/ws/anruf/{appointment_id}", staff.client)
-    assert staff_ws.expect("welcome")["peer_online"] is False
-    patient_ws = second.connect("/ws/sprechstunde", patient_client(app, appointment_id))
-    assert patient_ws.expect("welcome")["peer_online"] is True
-    staff_ws.expect("presence", peer_online=True)
-
-    staff_ws.send({"type": "ring"})
-    staff_ws.expect("call-state", state="ringing")
-    patient_ws.expect("call-state", state="ringing")
-    patient_ws.send({"type": "accept"})
-    staff_ws.expect("call-state", state="accepted")
-    patient_ws.expect("call-state", state="accepted")
-
-    offer = {"type": "signal", "description": {"type": "offer", "sdp": "v=0 offer"}}
-    staff_ws.send(offer)
-    assert patient_ws.expect("signal") == offer
-    answer = {"type": "signal", "description": {"type": "answer", "sdp": "v=0 answer"}}
-    patient_ws.send(answer)
-    assert staff_ws.expect("signal") == answer
-
-    patient_ws.ws.close()
-    staff_ws.expect("presence", peer_online=False)
+    patient.close()
+    staff.expect("presence", peer_online=False)
 
 
+@pytest.mark.parametrize("hub_kind", ["redis"], indirect=True)
+@sqlite_only
 def test_login_rate_limit_counts_across_processes(app, two_processes):
     """RATELIMIT_STORAGE_URI=redis://…: every process counts against the same limit (2 per minute)."""
     import requests
 
     client = app.test_client()
-    token = Auth(client).csrf("/login")
+    token = csrf_token(client)
     cookie = client.get_cookie("session").value
     form = {"email": "niemand@praxis.example", "password": "falsch-falsch-1", "csrf_token": token}
 
@@ -405,12 +284,12 @@ def test_login_rate_limit_counts_across_processes(app, two_processes):
     assert attempt(second) == 429
 
 
-def test_sockets_of_a_vanished_process_drop_out_of_presence(make_hub, monkeypatch):
+def test_sockets_of_a_vanished_process_drop_out_of_presence(make_redis_hub, monkeypatch):
     from app.consultation import redis_hub
 
     monkeypatch.setattr(redis_hub, "PRESENCE_TTL_SECONDS", 1)
     monkeypatch.setattr(redis_hub, "HEARTBEAT_SECONDS", 0.2)
-    gone, alive, observer = make_hub(poll_seconds=0.1), make_hub(poll_seconds=0.1), make_hub()
+    gone, alive, observer = make_redis_hub(poll_seconds=0.1), make_redis_hub(poll_seconds=0.1), make_redis_hub()
     gone.subscribe(channel(3, "patient"), lambda m: None)
     alive.subscribe(channel(3, "staff"), lambda m: None)
     # A crash: the listener stops renewing, nobody unsubscribes.
@@ -428,16 +307,11 @@ def test_sockets_of_a_vanished_process_drop_out_of_presence(make_hub, monkeypatc
 
 def test_a_restarted_redis_gets_subscriptions_and_presence_back(tmp_path):
     """Its own Redis (unix socket, no data kept), restarted empty under two running hubs."""
-    import shutil
-
     import redis
 
     from app.consultation.redis_hub import RedisHub
 
-    if shutil.which("redis-server") is None:
-        if os.environ.get("REQUIRE_REDIS") == "1":
-            pytest.fail("redis-server not installed (REQUIRE_REDIS=1)")
-        pytest.skip("redis-server not installed")
+    need_redis_server()
     socket_path = tmp_path / "redis.sock"
 
     def start():

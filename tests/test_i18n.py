@@ -14,7 +14,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from config import BASE_DIR
-from tests.conftest import appointment_form
+from tests.support.forms import appointment_form
 
 TRANSLATIONS = BASE_DIR / "translations"
 PO_PATH = TRANSLATIONS / "en" / "LC_MESSAGES" / "messages.po"

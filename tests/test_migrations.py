@@ -19,7 +19,7 @@ import app.invitations.models  # noqa: F401
 import app.patients.models  # noqa: F401
 from app.extensions import db
 from config import BASE_DIR
-from tests.conftest import PG_URL, _require, postgres_skip_reason
+from tests.support.machine import PG_URL, need_postgres
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -28,11 +28,7 @@ def empty_database(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'migrated.db'}"
         return
-    reason = postgres_skip_reason()
-    if reason:
-        if _require("REQUIRE_POSTGRES"):
-            pytest.fail(reason + " (REQUIRE_POSTGRES=1)")
-        pytest.skip(reason)
+    need_postgres()
     # Not the shared test database: tests running meanwhile create and drop tables there.
     name = f"sprechzimmer_migrations_{os.getpid()}"
     admin = PG_URL.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"

@@ -9,18 +9,9 @@ from datetime import timedelta
 import pytest
 
 from app.timeutil import utcnow
-from servers import (  # noqa: F401 - fixtures
-    SmtpServer,
-    created_ids,
-    deliver,
-    link_in,
-    make_due,
-    outbox,
-    smtp,
-    smtp_port,
-    text_of,
-    vonage,
-)
+from tests.support.fakes import SmtpServer
+from tests.support.forms import created_ids
+from tests.support.outbox import deliver, link_in, make_due, outbox, text_of
 
 MOBILE, MOBILE_E164 = "0151 23456789", "+4915123456789"
 

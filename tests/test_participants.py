@@ -2,18 +2,16 @@
 (each gets an own link into the device check and waiting room), the seat limit counted
 on the server, the tariff gate, tenancy, removal and deletion (link dead, told by e-mail)."""
 import logging
-import re
 import threading
 
 import pytest
 
 from app.extensions import db
-from app.invitations.models import OutboxMessage
 from app.patients.models import Participant
-from conftest import PASSWORD, Auth, appointment_form
-from servers import (created_ids, deliver, link_in, make_due, outbox, smtp, smtp_port, text_of,  # noqa: F401 - fixtures
-                     vonage)
-from test_patients_form import Html, squash
+from tests.support.forms import appointment_form, created_ids
+from tests.support.html import Html, squash
+from tests.support.outbox import deliver, invitation_token, link_in, make_due, outbox, text_of
+from tests.support.webapp import Auth
 
 PREFIX = "a{}-"
 TARIFF_MESSAGE = "Weitere Teilnehmer einladen ist im Tarif Premium enthalten."
@@ -268,37 +266,30 @@ def test_no_participant_data_in_logs(app, auth, premium, smtp, caplog):
         assert secret not in text
 
 
-def test_guest_socket_is_known_as_guest_and_leaves_the_call_alone(app, auth, premium):
-    from tests.live import LiveServer, invitation_token
-
+def test_guest_socket_is_known_as_guest_and_leaves_the_call_alone(app, auth, premium, live):
     assert auth.post(add_url(premium), data=person(premium)).status_code == 201
     guest = app.test_client()
     assert guest.get(f"/j/{invitation_token(app, premium)}").status_code == 302
-    live = LiveServer(app)
-    try:
-        staff_ws = live.connect(f"/ws/anruf/{premium}", auth.client)
-        assert staff_ws.expect("welcome")["peer_online"] is False
-        guest_ws = live.connect("/ws/sprechstunde", guest)
-        welcome = guest_ws.expect("welcome")
-        assert welcome["role"] == "guest"
-        assert welcome["participant"]["name"] == "Jonas Dolmetscher"
-        assert welcome["peer_online"] is True
-        (participant_id,) = _participant_ids(app)
-        assert welcome["key"] == f"guest-{participant_id}"
-        # A guest's camera and microphone state reach the others, marked with its key.
-        guest_ws.send({"type": "media-state", "camera": True, "mic": True, "screen": False})
-        assert staff_ws.recv() == {"type": "media-state", "camera": True, "mic": True, "screen": False,
-                                   "from": f"guest-{participant_id}"}
-        # A guest is not the patient: ringing finds nobody to ring, and no presence came first.
-        staff_ws.send({"type": "ring"})
-        assert staff_ws.recv() == {"type": "call-state", "state": "offline"}
+    staff_ws = live.connect(f"/ws/anruf/{premium}", auth.client)
+    assert staff_ws.expect("welcome")["peer_online"] is False
+    guest_ws = live.connect("/ws/sprechstunde", guest)
+    welcome = guest_ws.expect("welcome")
+    assert welcome["role"] == "guest"
+    assert welcome["participant"]["name"] == "Jonas Dolmetscher"
+    assert welcome["peer_online"] is True
+    (participant_id,) = _participant_ids(app)
+    assert welcome["key"] == f"guest-{participant_id}"
+    # A guest's camera and microphone state reach the others, marked with its key.
+    guest_ws.send({"type": "media-state", "camera": True, "mic": True, "screen": False})
+    assert staff_ws.recv() == {"type": "media-state", "camera": True, "mic": True, "screen": False,
+                               "from": f"guest-{participant_id}"}
+    # A guest is not the patient: ringing finds nobody to ring, and no presence came first.
+    staff_ws.send({"type": "ring"})
+    assert staff_ws.recv() == {"type": "call-state", "state": "offline"}
 
-        assert auth.delete(f"{add_url(premium)}/{participant_id}").status_code == 200
-        assert guest_ws.expect("participant-removed")["participant_id"] == participant_id
-        assert guest_ws.closed_with() == 1000
-    finally:
-        live.stop()
-
+    assert auth.delete(f"{add_url(premium)}/{participant_id}").status_code == 200
+    assert guest_ws.expect("participant-removed")["participant_id"] == participant_id
+    assert guest_ws.closed_with() == 1000
 
 
 # --- resending a participant's invitation ----------------------------------------------

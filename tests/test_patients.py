@@ -9,13 +9,16 @@ from app.extensions import db
 from app.invitations.models import FAILED, PENDING, SENT, OutboxMessage
 from app.patients.models import Appointment, Contact
 from app.timeutil import to_local, utcnow
-from tests.conftest import CSRF_RE, Auth, appointment_form, future_slot
-from tests.test_patients_form import VONAGE, Html, outbox_token, row_counts, squash
+from tests.support.fakes import VONAGE_NOWHERE
+from tests.support.forms import appointment_form, future_slot, row_counts
+from tests.support.html import Html, squash
+from tests.support.outbox import outbox_token
+from tests.support.webapp import CSRF_RE, Auth
 
 
 @pytest.fixture
 def config_overrides():
-    return dict(VONAGE)
+    return dict(VONAGE_NOWHERE)
 
 
 @pytest.fixture

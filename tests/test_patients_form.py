@@ -2,12 +2,10 @@
 
 Every bad input answers 422 with its German message in the field's error element,
 keeps what the user typed and saves nothing; a good one saves exactly what it should.
-The HTML helpers here are shared by the other Patienten test modules.
 """
 import logging
 import re
 from datetime import date, datetime, timedelta
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -18,11 +16,13 @@ from sqlalchemy import String, Text, func, select
 from app.auth.models import Staff
 from app.consultation.tokens import hash_token
 from app.extensions import db
-from app.invitations import crypto
 from app.invitations.models import PENDING, OutboxMessage
 from app.patients.models import Appointment, Contact
 from app.timeutil import to_local, utcnow
-from tests.conftest import appointment_form
+from tests.support.fakes import VONAGE_NOWHERE
+from tests.support.forms import NOTHING_SAVED, appointment_form, row_counts
+from tests.support.html import Html, squash
+from tests.support.outbox import outbox_token
 
 PO_FILE = Path(__file__).resolve().parent.parent / "translations" / "en" / "LC_MESSAGES" / "messages.po"
 CONSENT = "Der Nutzer hat eingewilligt, SMS- und E-Mail-Nachrichten von mir zu erhalten"
@@ -30,83 +30,6 @@ CREATED = "Ihr Termin wurde erfolgreich erstellt und der Teilnehmer wurde inform
 SPAM_HINT = "Falls die E-Mail nicht ankommt, bitten Sie den Teilnehmer, den Spam-Ordner zu prüfen."
 TARIFF_SMS = "SMS-Einladungen sind in den Tarifen Standard und Premium enthalten."
 TEXT_FIELDS = ("first_name", "last_name", "email", "mobile", "date", "time", "duration")
-VONAGE = {"VONAGE_API_KEY": "test-key", "VONAGE_API_SECRET": "test-secret",
-          # Nothing here runs the sender; should anything try, it stays on this machine.
-          "VONAGE_REST_HOST": "127.0.0.1:9"}
-
-
-class Html(HTMLParser):
-    """Just enough of a DOM: every element with its attributes and its text."""
-
-    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-
-    def __init__(self, markup):
-        super().__init__(convert_charrefs=True)
-        self.elements = []
-        self._open = []
-        self.feed(markup)
-        self.close()
-
-    def handle_starttag(self, tag, attrs):
-        element = {"tag": tag, "attrs": dict(attrs), "text": "", "parent": self._open[-1] if self._open else None}
-        self.elements.append(element)
-        if tag not in self.VOID:
-            self._open.append(element)
-
-    def handle_startendtag(self, tag, attrs):
-        self.elements.append({"tag": tag, "attrs": dict(attrs), "text": "",
-                              "parent": self._open[-1] if self._open else None})
-
-    def handle_endtag(self, tag):
-        for i in range(len(self._open) - 1, -1, -1):
-            if self._open[i]["tag"] == tag:
-                del self._open[i:]
-                break
-
-    def handle_data(self, data):
-        for element in self._open:
-            element["text"] += data
-
-    def find_all(self, tag=None, text=None, **attrs):
-        return [e for e in self.elements
-                if (tag is None or e["tag"] == tag)
-                and (text is None or squash(e["text"]) == text)
-                and all(e["attrs"].get(k.rstrip("_").replace("_", "-")) == v for k, v in attrs.items())]
-
-    def by_id(self, element_id):
-        found = [e for e in self.elements if e["attrs"].get("id") == element_id]
-        assert len(found) == 1, f"{len(found)} elements with id {element_id!r}"
-        return found[0]
-
-    def text(self, element_id):
-        return squash(self.by_id(element_id)["text"])
-
-    def value(self, name):
-        inputs = [e for e in self.elements if e["tag"] == "input" and e["attrs"].get("name") == name]
-        assert len(inputs) == 1, f"{len(inputs)} inputs named {name!r}"
-        return inputs[0]["attrs"].get("value") or ""
-
-    def checked(self, name):
-        return "checked" in self.find_all("input", name=name)[0]["attrs"]
-
-    def error_ids(self):
-        return {e["attrs"]["id"] for e in self.elements if e["attrs"].get("id", "").endswith("-error")}
-
-    def all_text(self):
-        return " ".join(squash(e["text"]) for e in self.elements if e["tag"] in ("p", "h1", "h2", "h3", "h4", "li", "span", "div"))
-
-
-def squash(text):
-    return " ".join(text.split())
-
-
-def row_counts(app):
-    with app.app_context():
-        return {model.__name__: db.session.scalar(select(func.count()).select_from(model))
-                for model in (Contact, Appointment, OutboxMessage)}
-
-
-NOTHING_SAVED = {"Contact": 0, "Appointment": 0, "OutboxMessage": 0}
 
 
 def stored_in_clear(text):
@@ -120,10 +43,6 @@ def stored_in_clear(text):
                 if count:
                     hits.append(f"{table.name}.{column.name}")
     return hits
-
-
-def outbox_token(message):
-    return crypto.unseal(message.payload)["token"]
 
 
 def local_today(tz="Europe/Berlin"):
@@ -150,7 +69,7 @@ def translations_dir(tmp_path_factory):
 
 @pytest.fixture
 def config_overrides(translations_dir):
-    return dict(VONAGE, BABEL_TRANSLATION_DIRECTORIES=translations_dir)
+    return dict(VONAGE_NOWHERE, BABEL_TRANSLATION_DIRECTORIES=translations_dir)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ origin on top of the CSRF token. The same through a real Caddy in tests/e2e/test
 import pytest
 from flask import url_for
 
-from tests.conftest import CSRF_RE, PASSWORD
+from tests.support.webapp import CSRF_RE, PASSWORD
 
 PROXY = {"REMOTE_ADDR": "127.0.0.1"}
 STRANGER = {"REMOTE_ADDR": "203.0.113.9"}

@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,58 +17,23 @@ from aiortc import RTCSessionDescription
 from app import create_app
 from app.consultation import relay
 from media_relay.client import RelayClient
-from tests.conftest import make_config
-from tests.relay.clients import Participant
-from tests.relay.support import SECRET, asynctest, loopback_only  # noqa: F401 (fixture)
-from tests.servers import free_port, free_udp_range
+from tests.support.browsers import SyntheticBrowser
+from tests.support.ports import free_port, free_udp_range
+from tests.support.processes import children, environ_of
+from tests.support.relay import SECRET, RelayProcess, answers, asynctest
+from tests.support.waiting import wait_until
+from tests.support.webapp import make_config
 
 ROOT = Path(__file__).resolve().parents[1]
 UP_TIMEOUT = 30  # a hang guard for process starts, not a speed check
-
-
-def wait_for(predicate, what, process=None, log=None):
-    deadline = time.monotonic() + UP_TIMEOUT
-    while not predicate():
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"{what}: process ended with {process.returncode}\n{log and log.read_text()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}\n{log and log.read_text()}")
-        time.sleep(0.1)
-
-
-def answers(client):
-    try:
-        client.status()
-        return True
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def relay_process(tmp_path, **env):
-    """`python -m media_relay` on a free control port and UDP range; yields its URL."""
-    port = free_port()
-    udp_min, udp_max = free_udp_range()
-    log = tmp_path / f"relay-{port}.log"
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), "RELAY_SECRET": SECRET.decode(),
-               "RELAY_CONTROL_PORT": str(port), "RELAY_UDP_PORT_MIN": str(udp_min),
-               "RELAY_UDP_PORT_MAX": str(udp_max), "RELAY_BIND_IP": "127.0.0.1", **env}
-    with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "media_relay"], cwd=ROOT, env=environ,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: answers(RelayClient("127.0.0.1", port, SECRET)), "relay answers", process, log)
-        yield f"http://127.0.0.1:{port}", (udp_min, udp_max)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        rc = process.wait(15)
-    assert rc == 0, log.read_text()
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
-    with relay_process(tmp_path_factory.mktemp("relay")) as started:
-        yield started
+    """A relay process for the module: (its URL, its UDP range)."""
+    with RelayProcess(tmp_path_factory.mktemp("relay") / "relay.log") as relay:
+        yield relay.url, relay.udp_range
 
 
 @pytest.fixture
@@ -88,11 +52,6 @@ async def in_app(app, fn, *args):
         return await asyncio.to_thread(fn, *args)
 
 
-async def offer_of(participant):
-    await participant.pc.setLocalDescription(await participant.pc.createOffer())
-    return participant.pc.localDescription.sdp
-
-
 @asynctest
 async def test_create_room_join_status_and_leave(running, app_for):
     url, (udp_min, udp_max) = running
@@ -103,11 +62,11 @@ async def test_create_room_join_status_and_leave(running, app_for):
     assert await in_app(app, relay.create_room, 17, 3) == room  # repeating is fine
     assert (await in_app(app, relay.status))["rooms"] == rooms_before + 1
 
-    # Participant builds its peer connection with explicit, empty ICE servers
-    staff, patient = Participant("staff-1", slots=2), Participant("patient-1", slots=2)
+    # SyntheticBrowser builds its peer connection with explicit, empty ICE servers
+    staff, patient = SyntheticBrowser("staff-1", slots=2), SyntheticBrowser("patient-1", slots=2)
     try:
         for person in (staff, patient):
-            joined = await in_app(app, relay.join, room, person.name, await offer_of(person))
+            joined = await in_app(app, relay.join, room, person.key, await person.offer())
             assert joined.sdp.startswith("v=0")
             ports = re.findall(r"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host", joined.sdp)
             assert ports and all(udp_min <= int(p) <= udp_max for p in ports)
@@ -164,8 +123,8 @@ def test_a_relay_that_is_down_is_unavailable(app_for, call, args):
 
 @asynctest
 async def test_a_full_relay_refuses_new_rooms_and_a_full_room_new_participants(tmp_path, app_for):
-    with relay_process(tmp_path, RELAY_MAX_ROOMS="1") as (url, _):
-        app = app_for(url)
+    with RelayProcess(tmp_path / "relay.log", RELAY_MAX_ROOMS="1") as one_room:
+        app = app_for(one_room.url)
         room = await in_app(app, relay.create_room, 1, 2)
         with pytest.raises(relay.RelayFull) as full:
             await in_app(app, relay.create_room, 2, 2)
@@ -173,12 +132,12 @@ async def test_a_full_relay_refuses_new_rooms_and_a_full_room_new_participants(t
         assert full.value.message.startswith("Der Medienserver ist ausgelastet.")
 
         # the answers are only read, not applied: nobody needs to connect here
-        people = [Participant(name, slots=1) for name in ("a", "b", "c")]
+        people = [SyntheticBrowser(name, slots=1) for name in ("a", "b", "c")]
         try:
             for person in people[:2]:
-                await in_app(app, relay.join, room, person.name, await offer_of(person))
+                await in_app(app, relay.join, room, person.key, await person.offer())
             with pytest.raises(relay.RelayFull) as full:
-                await in_app(app, relay.join, room, "c", await offer_of(people[2]))
+                await in_app(app, relay.join, room, "c", await people[2].offer())
             assert full.value.reason == "room_full"
             assert "größtmögliche Zahl" in full.value.message
         finally:
@@ -191,9 +150,9 @@ async def test_offers_the_relay_cannot_use_are_rejected_with_a_message(running, 
     url, _ = running
     app = app_for(url)
     room = await in_app(app, relay.create_room, 31, 2)
-    person = Participant("a", slots=1)
+    person = SyntheticBrowser("a", slots=1)
     try:
-        av1 = re.sub(r"a=rtpmap:(\d+) VP8/90000", r"a=rtpmap:\1 AV1/90000", await offer_of(person))
+        av1 = re.sub(r"a=rtpmap:(\d+) VP8/90000", r"a=rtpmap:\1 AV1/90000", await person.offer())
         for sdp, reason, words in [("not sdp", "bad_offer", "Seite neu"),
                                    (av1, "unsupported_codec", "VP8 und Opus")]:
             with pytest.raises(relay.RelayRejected) as rejected:
@@ -206,24 +165,6 @@ async def test_offers_the_relay_cannot_use_are_rejected_with_a_message(running, 
 
 
 # ./run ----------------------------------------------------------------------------
-
-def children(pid):
-    """{child pid: command line} of a process, from /proc."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-            if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError):
-            continue
-    return found
-
-
-def environ_of(pid):
-    pairs = (Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
-    return dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
-
 
 @pytest.fixture
 def checkout(tmp_path):
@@ -273,14 +214,15 @@ def test_run_starts_the_relay_beside_the_web_app_and_stops_all_three(checkout, t
         process, port, relay_port, log = start_run(checkout, tmp_path)
         try:
             started = {}
-            wait_for(lambda: serves(port), "./run serves the login page", process, log)
+            wait_until(lambda: serves(port), "./run serves the login page", UP_TIMEOUT, process=process, log=log)
             secret = secret_file.read_text().strip()
             assert len(secret) >= 32 and secret_file.stat().st_mode & 0o777 == 0o600
             if attempt == "first":
                 first_secret = secret
             assert secret == first_secret  # generated once, then kept
             relay_client = RelayClient("127.0.0.1", relay_port, secret.encode())
-            wait_for(lambda: answers(relay_client), "the relay answers with the secret", process, log)
+            wait_until(lambda: answers(relay_client), "the relay answers with the secret", UP_TIMEOUT,
+                       process=process, log=log)
 
             started = children(process.pid)
             kinds = {next(k for k in ("gunicorn", "media_relay", "outbox") if k in cmd): pid

@@ -1,4 +1,5 @@
-"""The signalling websockets against the running app: real TCP connections, real sessions."""
+"""The signalling websockets against the running app: real TCP connections, real
+sessions; every test once per hub kind (in-process and Redis, see ``live``)."""
 import base64
 import hashlib
 import hmac
@@ -6,64 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import Auth
-from tests.live import LiveServer, created_appointment_id, patient_client
-
-
-@pytest.fixture
-def live(app):
-    server = LiveServer(app)
-    yield server
-    server.stop()
-
-
-class Call:
-    """One appointment of a logged-in practice and the patient who opened its link."""
-
-    def __init__(self, app, live, staff, appointment_id):
-        self.app = app
-        self.live = live
-        self.staff_client = staff.client
-        self.staff = staff
-        self.id = appointment_id
-        self.patient_client = patient_client(app, appointment_id)
-
-    def staff_ws(self):
-        ws = self.live.connect(f"/ws/anruf/{self.id}", self.staff_client)
-        ws.welcome = ws.expect("welcome")
-        return ws
-
-    def patient_ws(self):
-        ws = self.live.connect("/ws/sprechstunde", self.patient_client)
-        ws.welcome = ws.expect("welcome")
-        return ws
-
-    def both(self):
-        staff = self.staff_ws()
-        patient = self.patient_ws()
-        staff.expect("presence", peer_online=True)
-        return staff, patient
-
-
-@pytest.fixture
-def make_call(app, live, make_practice):
-    """make_call(tariff="premium") -> Call, with its own staff login (own test client)."""
-
-    def factory(tariff="premium"):
-        _, email = make_practice(tariff)
-        staff = Auth(app.test_client())
-        assert staff.login(email).status_code == 302
-        response = staff.post("/patienten/termine", data=_form())
-        assert response.status_code == 201
-        return Call(app, live, staff, created_appointment_id(response))
-
-    return factory
-
-
-def _form():
-    from tests.conftest import appointment_form
-
-    return appointment_form()
+from tests.support.calls import relays
 
 
 def ring_and_wait(staff, patient):
@@ -76,16 +20,16 @@ def ring_and_wait(staff, patient):
 
 def test_welcome_tells_role_state_features_and_presence(make_call):
     call = make_call("premium")
-    staff = call.staff_ws()
+    staff = call.staff()
     assert staff.welcome == {"type": "welcome", "role": "staff", "key": "staff", "iceServers": [],
                              "state": "idle", "features": {"screen_sharing": True}, "peer_online": False,
                              "group": True, "maxParticipants": 5, "relay": False}
-    patient = call.patient_ws()
+    patient = call.patient()
     assert patient.welcome["role"] == "patient"
     assert patient.welcome["key"] == "patient"
     assert patient.welcome["peer_online"] is True
     staff.expect("presence", peer_online=True)
-    patient.ws.close()
+    patient.close()
     staff.expect("presence", peer_online=False)
 
 
@@ -104,7 +48,7 @@ def test_staff_cannot_open_another_practices_call(make_call, live):
     intruder = live.connect(f"/ws/anruf/{theirs.id}", ours.staff_client)
     assert intruder.closed_with() == 1008
     # The own practice's call still opens with the same login.
-    assert ours.staff_ws().welcome["role"] == "staff"
+    assert ours.staff().welcome["role"] == "staff"
 
 
 def test_foreign_origin_is_closed(make_call, live):
@@ -128,7 +72,7 @@ def test_patient_of_one_appointment_cannot_reach_another(make_call):
 def test_resent_link_ends_the_old_patient_session(make_call, live):
     call = make_call()
     old_patient = call.patient_client
-    assert call.staff.post(f"/patienten/termine/{call.id}/erneut-senden/email").status_code == 200
+    assert call.staff_auth.post(f"/patienten/termine/{call.id}/erneut-senden/email").status_code == 200
     assert live.connect("/ws/sprechstunde", old_patient).closed_with() == 1008
 
 
@@ -150,14 +94,11 @@ def test_resent_link_ends_the_old_patient_session(make_call, live):
 def test_bad_message_closes_only_that_socket(make_call, raw, code):
     call = make_call()
     staff, patient = call.both()
-    if isinstance(raw, bytes):
-        patient.ws.send_binary(raw)
-    else:
-        patient.send(raw)
+    patient.send(raw)
     assert patient.closed_with() == code
     staff.expect("presence", peer_online=False)
     # The staff socket lives on, and the patient can come back.
-    again = call.patient_ws()
+    again = call.patient()
     staff.expect("presence", peer_online=True)
     staff.send({"type": "restart-ice"})
     assert again.expect("restart-ice") == {"type": "restart-ice"}
@@ -190,7 +131,7 @@ def test_ring_and_accept(make_call):
     staff.expect("call-state", state="accepted")
     patient.expect("call-state", state="accepted")
     # A page that comes later (a reload) learns the state in its welcome.
-    assert call.staff_ws().welcome["state"] == "accepted"
+    assert call.staff().welcome["state"] == "accepted"
     patient.send({"type": "hangup"})
     staff.expect("call-state", state="ended")
 
@@ -226,10 +167,10 @@ def test_unanswered_ring_times_out(make_call):
 
 def test_ring_while_patient_is_offline(make_call):
     call = make_call()
-    staff = call.staff_ws()
+    staff = call.staff()
     staff.send({"type": "ring"})
     staff.expect("call-state", state="offline")
-    patient = call.patient_ws()
+    patient = call.patient()
     assert patient.welcome["state"] == "offline"
     staff.expect("presence", peer_online=True)
     ring_and_wait(staff, patient)
@@ -237,12 +178,12 @@ def test_ring_while_patient_is_offline(make_call):
 
 def test_anruf_starten_rings_before_the_call_page_opens(make_call):
     call = make_call()
-    patient = call.patient_ws()
-    response = call.staff.post(f"/anruf/{call.id}/starten", htmx=False)
+    patient = call.patient()
+    response = call.staff_auth.post(f"/anruf/{call.id}/starten", htmx=False)
     assert response.status_code == 303
     assert response.headers["Location"] == f"/anruf/{call.id}"
     patient.expect("call-state", state="ringing")
-    assert call.staff_ws().welcome["state"] == "ringing"
+    assert call.staff().welcome["state"] == "ringing"
     page = call.staff_client.get(f"/anruf/{call.id}")
     assert page.status_code == 200
 
@@ -250,7 +191,7 @@ def test_anruf_starten_rings_before_the_call_page_opens(make_call):
 def test_anruf_starten_needs_csrf_and_own_practice(make_call):
     ours, theirs = make_call(), make_call()
     assert ours.staff_client.post(f"/anruf/{ours.id}/starten").status_code == 400
-    assert ours.staff.post(f"/anruf/{theirs.id}/starten").status_code == 404
+    assert ours.staff_auth.post(f"/anruf/{theirs.id}/starten").status_code == 404
 
 
 # -- relaying ----------------------------------------------------------------------------
@@ -260,18 +201,12 @@ def test_signals_are_relayed_both_ways(make_call):
     staff, patient = call.both()
     ring_and_wait(staff, patient)
     patient.send({"type": "accept"})
-    offer = {"type": "signal", "description": {"type": "offer", "sdp": "v=0\r\n"}}
-    staff.send(offer)
-    assert patient.expect("signal") == offer
-    answer = {"type": "signal", "description": {"type": "answer", "sdp": "v=0\r\n"}}
-    patient.send(answer)
-    assert staff.expect("signal") == answer
-    candidate = {"type": "signal", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host",
-                                                 "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "ab"}}
-    patient.send(candidate)
-    assert staff.expect("signal") == candidate
-    staff.send({"type": "signal", "candidate": None})
-    assert patient.expect("signal") == {"type": "signal", "candidate": None}
+    relays(staff, patient, {"type": "signal", "description": {"type": "offer", "sdp": "v=0\r\n"}})
+    relays(patient, staff, {"type": "signal", "description": {"type": "answer", "sdp": "v=0\r\n"}})
+    relays(patient, staff, {"type": "signal", "candidate": {
+        "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0,
+        "usernameFragment": "ab"}})
+    relays(staff, patient, {"type": "signal", "candidate": None})
     staff.send({"type": "screenshot-request"})
     patient.expect("screenshot-request")
     patient.send({"type": "screenshot-consent", "granted": True})
@@ -301,7 +236,7 @@ def test_screen_sharing_follows_the_tariff(make_call, tariff, allowed):
 def test_deleting_the_appointment_tells_and_closes_its_sockets(make_call, live):
     call = make_call()
     staff, patient = call.both()
-    assert call.staff.delete(f"/patienten/termine/{call.id}").status_code == 200
+    assert call.staff_auth.delete(f"/patienten/termine/{call.id}").status_code == 200
     patient.expect("appointment-deleted")
     assert patient.closed_with() == 1000
     staff.expect("appointment-deleted")
@@ -319,7 +254,7 @@ def test_deleting_the_appointment_tells_and_closes_its_sockets(make_call, live):
 }])
 def test_turn_credentials_are_coturn_shared_secret_and_per_call(make_call):
     call = make_call()
-    stun, turn = call.patient_ws().welcome["iceServers"]
+    stun, turn = call.patient().welcome["iceServers"]
     assert stun == {"urls": ["stun:127.0.0.1:3478"]}
     assert turn["urls"] == ["turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"]
     expiry, appointment = turn["username"].split(":")

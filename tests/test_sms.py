@@ -7,8 +7,8 @@ import pytest
 from app.extensions import db
 from app.invitations.models import OutboxMessage
 from app.patients.models import Appointment, Contact
-from conftest import appointment_form
-from servers import created_ids, deliver, link_in, make_due, outbox, smtp, smtp_port, vonage  # noqa: F401 - fixtures
+from tests.support.forms import appointment_form, created_ids
+from tests.support.outbox import deliver, link_in, make_due, outbox
 
 MOBILE, TO = "0151 23456789", "4915123456789"
 UNAVAILABLE = "Der SMS-Versand ist auf diesem Server nicht eingerichtet (Vonage-Zugangsdaten fehlen)."

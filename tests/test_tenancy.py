@@ -5,13 +5,15 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.patients.models import Appointment, Contact
-from tests.conftest import Auth, appointment_form
-from tests.test_patients_form import VONAGE, Html, NOTHING_SAVED, row_counts
+from tests.support.fakes import VONAGE_NOWHERE
+from tests.support.forms import NOTHING_SAVED, appointment_form, row_counts
+from tests.support.html import Html
+from tests.support.webapp import Auth
 
 
 @pytest.fixture
 def config_overrides():
-    return dict(VONAGE)
+    return dict(VONAGE_NOWHERE)
 
 
 def snapshot(app):

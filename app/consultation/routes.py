@@ -33,14 +33,14 @@ def _call_context(appointment, practice, role, ws_url):
 
 
 def _patient_page(template):
-    # Guests get the patient's pages; their socket knows them as "guest".
+    # Guests get the patient's pages, with the role "guest" as on their socket.
     visitor = services.current_visitor()
     if visitor is None:
         return _invalid_link()
     appointment = visitor.appointment
     practice = db.session.get(Practice, appointment.practice_id)
-    return render_template(template, visitor=visitor, guest=visitor.participant is not None, **_call_context(
-        appointment, practice, "patient", url_for("consultation.patient_socket")))
+    return render_template(template, visitor=visitor, **_call_context(
+        appointment, practice, visitor.role, url_for("consultation.patient_socket")))
 
 
 @bp.route("/sprechstunde/geraetetest")

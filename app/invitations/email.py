@@ -63,8 +63,16 @@ def cancellation_message(data) -> Message:
     return msg
 
 
+def stable_message_id(message_id: int) -> str:
+    """The same Message-ID on every attempt of one outbox message: a copy sent twice
+    (a sender killed after SMTP's 250, before its commit) is recognisable as one."""
+    domain = _sender_address().rsplit("@", 1)[-1] or "sprechzimmer.local"
+    return f"<outbox-{message_id}@{domain}>"
+
+
 def deliver(msg: Message, message_id: int):
     """Hand the message to SMTP, or without MAIL_SERVER write it to the outbox folder."""
+    msg.msgId = stable_message_id(message_id)
     if current_app.config.get("MAIL_SERVER"):
         mail.send(msg)
         return

@@ -1,12 +1,17 @@
 """Delivers the outbox: runs beside the web app (`flask outbox work`).
 
-At least once: a message is leased before it is sent, so a crashed sender's
-messages are picked up again when the lease runs out; temporary failures are
-retried with exponential backoff, permanent ones are marked failed.
+At least once: each message is leased on its own just before it is sent, for
+OUTBOX_LEASE_SECONDS (30), and a heartbeat renews the lease while SMTP or Vonage takes
+its time. A crashed sender therefore holds exactly one message, for at most one lease;
+the rest were never claimed. That one message may reach the patient twice (killed after
+the provider accepted it, before the commit): at most one duplicate per crash, and an
+e-mail duplicate carries the same Message-ID. Temporary failures are retried with
+exponential backoff, permanent ones are marked failed.
 """
 import logging
 import smtplib
 import socket
+import threading
 import time
 from datetime import timedelta
 
@@ -22,7 +27,6 @@ from app.timeutil import to_local, utcnow
 
 log = logging.getLogger("sprechzimmer.outbox")
 
-LEASE = timedelta(minutes=5)
 MAX_BACKOFF = timedelta(hours=1)
 
 
@@ -35,22 +39,77 @@ class Permanent(Exception):
 
 
 def deliver_due(limit=20) -> int:
-    """Send what is due; return how many messages were attempted."""
+    """Send what is due, one leased message at a time; return how many were attempted."""
+    attempted = 0
+    while attempted < limit:
+        message_id = _claim_next()
+        if message_id is None:
+            break
+        attempted += 1
+        _deliver_one(message_id)
+    return attempted
+
+
+def _lease():
+    return timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
+
+
+def _claim_next():
+    """Lease the next due message; None when nothing is due. The conditional UPDATE
+    makes the claim exclusive on SQLite too, where FOR UPDATE SKIP LOCKED is ignored."""
     now = utcnow()
-    batch = db.session.execute(
-        db.select(OutboxMessage)
+    candidates = db.session.execute(
+        db.select(OutboxMessage.id)
         .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now)
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(limit)
+        .limit(5)
         .with_for_update(skip_locked=True)
     ).scalars().all()
-    ids = [m.id for m in batch]
-    for message in batch:
-        message.next_attempt_at = now + LEASE
+    for message_id in candidates:
+        claimed = db.session.execute(
+            db.update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == PENDING,
+                   OutboxMessage.next_attempt_at <= now)
+            .values(next_attempt_at=now + _lease())
+        ).rowcount
+        if claimed:
+            db.session.commit()
+            return message_id
     db.session.commit()
-    for message_id in ids:
-        _deliver_one(message_id)
-    return len(ids)
+    return None
+
+
+class _Heartbeat:
+    """Renews a message's lease every third of it while the message is being sent, on
+    a connection of its own, so a slow provider does not hand the message to a second
+    sender, and a dead sender's lease still runs out soon."""
+
+    def __init__(self, message_id):
+        self.message_id = message_id
+        self.app = current_app._get_current_object()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"outbox-lease-{message_id}", daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+    def _run(self):
+        lease = timedelta(seconds=self.app.config["OUTBOX_LEASE_SECONDS"])
+        with self.app.app_context():
+            while not self.stop.wait(lease.total_seconds() / 3):
+                try:
+                    with db.engine.begin() as connection:
+                        connection.execute(
+                            db.update(OutboxMessage)
+                            .where(OutboxMessage.id == self.message_id, OutboxMessage.status == PENDING)
+                            .values(next_attempt_at=utcnow() + lease))
+                except Exception:  # noqa: BLE001 - the send goes on; the lease may lapse
+                    log.exception("outbox message=%s lease renewal failed", self.message_id)
 
 
 def _deliver_one(message_id):
@@ -68,15 +127,20 @@ def _deliver_one(message_id):
     # End the transaction before talking to SMTP or Vonage: on SQLite an open write
     # would block every appointment change for as long as the provider takes.
     db.session.commit()
-    try:
-        transport()
-    except Temporary as exc:
-        _retry_or_fail(message, str(exc))
-    except Permanent as exc:
-        _fail(message, str(exc))
-    except Exception as exc:  # noqa: BLE001 - one broken message must not stop the round
-        log.exception("outbox message=%s unexpected error", message.id)
-        _retry_or_fail(message, f"unexpected {type(exc).__name__}")
+    # The heartbeat stops before the outcome is written, so it cannot overwrite a backoff.
+    error = None
+    with _Heartbeat(message_id):
+        try:
+            transport()
+        except (Temporary, Permanent) as exc:
+            error = exc
+        except Exception as exc:  # noqa: BLE001 - one broken message must not stop the round
+            log.exception("outbox message=%s unexpected error", message_id)
+            error = Temporary(f"unexpected {type(exc).__name__}")
+    if isinstance(error, Permanent):
+        _fail(message, str(error))
+    elif error is not None:
+        _retry_or_fail(message, str(error))
     else:
         message.status = SENT
         message.sent_at = utcnow()

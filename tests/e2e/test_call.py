@@ -2,24 +2,13 @@
 camera and microphone: the link from the e-mail, device check, waiting room, ringing,
 the call with its toolbar, chat, screen sharing by tariff, hang up, deleting the link."""
 import re
-import time
 
 from playwright.sync_api import expect
 
-from tests.conftest import appointment_form
+from tests.e2e.steps import invite, patient_waits, start_call
+from tests.support.page_media import remote_video_plays
 
 INVALID_LINK = "Dieser Link ist nicht (mehr) gültig."
-
-# framesDecoded of the remote video, read from the page's live peer connection.
-FRAMES_DECODED = """async () => {
-  const pc = window.sprechzimmerCall && window.sprechzimmerCall.pc;
-  if (!pc) return -1;
-  let frames = -1;
-  (await pc.getStats()).forEach((r) => {
-    if (r.type === "inbound-rtp" && r.kind === "video") frames = r.framesDecoded || 0;
-  });
-  return frames;
-}"""
 
 # The candidate types of the pair the call runs on.
 SELECTED_PAIR = """async () => {
@@ -36,68 +25,9 @@ SELECTED_PAIR = """async () => {
 }"""
 
 
-def invite(page, live_server, smtp, first_name, last_name, email):
-    """An appointment made with the staff page's own session; the link from the e-mail."""
-    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
-    response = page.request.post(f"{live_server.base_url}/patienten/termine",
-                                 form=appointment_form(first_name=first_name, last_name=last_name, email=email),
-                                 headers={"X-CSRFToken": token, "HX-Request": "true"})
-    assert response.status == 201, response.text()
-    return smtp.link(smtp.mails_to(email, "Einladung")[-1])
-
-
-def patient_waits(patient, link):
-    patient.goto(link)
-    expect(patient).to_have_url(re.compile(r"/sprechstunde/geraetetest$"))
-    # The fake microphone beeps: the level meter hears it, the preview shows the camera.
-    expect(patient.get_by_text("Alles in Ordnung: Kamera und Mikrofon funktionieren.")).to_be_visible()
-    patient.wait_for_function("() => document.getElementById('dc-preview').videoWidth > 0")
-    expect(patient.get_by_label("Kamera", exact=True)).to_have_count(1)
-    patient.get_by_role("link", name="Weiter zum Wartezimmer").click()
-    expect(patient.get_by_text("Ihre Praxis ruft Sie gleich an")).to_be_visible()
-    expect(patient.locator("#call")).to_have_attribute("data-socket", "open")
-
-
-def start_call(staff, patient, full_name):
-    """Staff opens the patient and clicks Anruf starten; the patient accepts."""
-    staff.goto("/patienten")
-    staff.locator("#patient-list").get_by_role("link", name=re.compile(full_name)).click()
-    # The camera icon top right follows the selected patient.
-    expect(staff.get_by_role("button", name=f"Videosprechstunde mit {full_name} starten")).to_be_visible()
-    staff.get_by_role("button", name="Anruf starten").click()
-    expect(staff).to_have_url(re.compile(r"/anruf/\d+$"))
-    expect(staff.get_by_text("Es klingelt beim Patienten …")).to_be_visible()
-
-    ring = patient.get_by_role("dialog", name="Ihre Praxis ruft an")
-    expect(ring).to_be_visible()
-    ring.get_by_role("button", name="Annehmen").click()
-    expect(ring).to_be_hidden()
-    for page in (staff, patient):
-        page.wait_for_function("() => window.sprechzimmerCall.state === 'connected'")
-
-
-def remote_video_plays(page):
-    page.wait_for_function("""() => { const v = document.getElementById('remote-video');
-        return v.videoWidth > 0 && !v.paused && v.readyState >= 2; }""")
-    first = frames_decoded_above(page, 0)
-    frames_decoded_above(page, first)
-
-
-def frames_decoded_above(page, floor, timeout=15.0):
-    """Polls getStats until framesDecoded exceeds `floor`; returns it. (wait_for_function
-    does not await a promise: an async predicate would count as true at once.)"""
-    deadline = time.monotonic() + timeout
-    while True:
-        frames = page.evaluate(FRAMES_DECODED)
-        if frames > floor:
-            return frames
-        assert time.monotonic() < deadline, f"framesDecoded stayed at {frames}"
-        page.wait_for_timeout(100)
-
-
-def test_call_premium(logged_in, other_page, smtp, live_server):
+def test_call_premium(logged_in, other_page, smtp, stack):
     staff, patient = logged_in("premium"), other_page
-    link = invite(staff, live_server, smtp, "Paula", "Premiumpatientin", "paula.premium@example.org")
+    link = invite(staff, stack, smtp, "Paula", "Premiumpatientin", "paula.premium@example.org")
     patient_waits(patient, link)
     start_call(staff, patient, "Paula Premiumpatientin")
 
@@ -179,9 +109,9 @@ def test_call_premium(logged_in, other_page, smtp, live_server):
         assert page.evaluate("window.sprechzimmerCall.pc") is None
 
 
-def test_call_basis_refuses_screen_sharing_and_deleting_kills_the_link(logged_in, other_page, smtp, live_server):
+def test_call_basis_refuses_screen_sharing_and_deleting_kills_the_link(logged_in, other_page, smtp, stack):
     staff, patient = logged_in("basis"), other_page
-    link = invite(staff, live_server, smtp, "Bernd", "Basispatient", "bernd.basis@example.org")
+    link = invite(staff, stack, smtp, "Bernd", "Basispatient", "bernd.basis@example.org")
     patient_waits(patient, link)
     # A reload keeps the patient in the waiting room.
     patient.reload()
@@ -227,10 +157,10 @@ def test_call_basis_refuses_screen_sharing_and_deleting_kills_the_link(logged_in
     expect(patient.get_by_role("heading", name=INVALID_LINK)).to_be_visible()
 
 
-def test_staff_sees_patient_offline_resends_the_link_and_is_declined(logged_in, other_page, smtp, live_server):
+def test_staff_sees_patient_offline_resends_the_link_and_is_declined(logged_in, other_page, smtp, stack):
     staff, patient = logged_in("basis"), other_page
     email = "olga.offline@example.org"
-    first_link = invite(staff, live_server, smtp, "Olga", "Offline", email)
+    first_link = invite(staff, stack, smtp, "Olga", "Offline", email)
     staff.goto("/patienten")
     staff.locator("#patient-list").get_by_role("link", name=re.compile("Olga Offline")).click()
     staff.get_by_role("button", name="Anruf starten").click()
@@ -239,7 +169,7 @@ def test_staff_sees_patient_offline_resends_the_link_and_is_declined(logged_in, 
 
     staff.get_by_role("button", name="Link erneut senden").click()
     expect(staff.get_by_text("Die Einladung wird erneut gesendet.", exact=False)).to_be_visible()
-    new_link = smtp.link(smtp.mails_to(email, "Einladung", count=2)[-1])
+    new_link = smtp.invitation_link(email, count=2)
     assert new_link != first_link
 
     patient_waits(patient, new_link)

@@ -8,11 +8,11 @@ import time
 
 from playwright.sync_api import expect
 
-from tests.e2e.test_call import invite, patient_waits, start_call
-from tests.e2e.test_group_call import (
-    MEDIA_STATE, MIN_FPS, add_participant, assert_media, guest_joins, guest_key, guest_link, in_relay_mode,
-    keep_console, measure, open_panel, poll, report, sees_members, tile,
+from tests.e2e.steps import (
+    add_participant, guest_joins, guest_key, guest_link, in_relay_mode, invite, open_panel, patient_waits, start_call,
 )
+from tests.support.chromium import keep_console
+from tests.support.page_media import MEDIA_STATE, MIN_FPS, assert_media, measure, poll, report, sees_members, tile
 
 # A hang guard, not a speed check: Chromium notices a dead relay only when its ICE
 # consent checks go unanswered (a few seconds), call.js waits 3 s of "disconnected"
@@ -72,14 +72,14 @@ def png_size(path):
     return struct.unpack(">II", head[16:24])
 
 
-def group_call(live_server, smtp, staff, patient, guests, patient_name, guest_people):
+def group_call(stack, smtp, staff, patient, guests, patient_name, guest_people):
     """Staff invite the patient and the guests, call the patient and the guests take the
     running call: everybody on the relay, seeing and hearing everybody else. Returns
     (appointment id, {key: page}, {key: name})."""
     first, last = patient_name.split()
-    link = invite(staff, live_server, smtp, first, last, f"{first}.{last}@example.org".lower())
+    link = invite(staff, stack, smtp, first, last, f"{first}.{last}@example.org".lower())
     appointment_id = open_panel(staff, patient_name)
-    names = {"staff": live_server.practices["premium"]["name"], "patient": patient_name}
+    names = {"staff": stack.practices["premium"]["name"], "patient": patient_name}
     pages = {"staff": staff, "patient": patient}
     for guest, (first, last) in zip(guests, guest_people):
         email = f"{first}.{last}@example.org".lower()
@@ -115,8 +115,8 @@ def others(pages, own):
     return [key for key in pages if key != own]
 
 
-def relay_members(live_server, appointment_id):
-    room = live_server.relay().room(f"appointment-{appointment_id}")
+def relay_members(stack, appointment_id):
+    room = stack.relay.client().room(f"appointment-{appointment_id}")
     return sorted(p["participant"] for p in room["participants"])
 
 
@@ -153,35 +153,34 @@ def speakers_while(pages, speaker, keys_muted):
     return {own: page.evaluate(SPEAKERS_SEEN) for own, page in pages.items()}
 
 
-def without(pages, gone, names, live_server, appointment_id, label):
+def without(pages, gone, names, stack, appointment_id, label):
     """The pages left once `gone` left: its tile goes everywhere, the relay lets it go,
     and media from everyone else keeps arriving (nothing on the freed slots)."""
     remaining = {key: page for key, page in pages.items() if key != gone}
     for own, page in remaining.items():
         expect(tile(page, gone)).to_have_count(0)
         sees_members(page, {k: names[k] for k in remaining if k != own})
-    assert relay_members(live_server, appointment_id) == sorted(remaining)
+    assert relay_members(stack, appointment_id) == sorted(remaining)
     figures = measure(remaining)
     report(label, figures)
     assert_media(freed_slots_idle(figures), {own: others(remaining, own) for own in remaining})
     return remaining
 
 
-def test_group_call_survives_a_relay_restart_and_shows_the_speaker(logged_in, other_page, more_pages, smtp,
-                                                                 live_server):
+def test_group_call_survives_a_relay_restart_and_shows_the_speaker(logged_in, other_page, more_pages, smtp, stack):
     staff, patient, guest = keep_console(logged_in("premium")), keep_console(other_page), keep_console(more_pages())
-    appointment_id, pages, names = group_call(live_server, smtp, staff, patient, [guest], "Rita Neustart",
+    appointment_id, pages, names = group_call(stack, smtp, staff, patient, [guest], "Rita Neustart",
                                               [("Karl", "Kollege")])
     guest_key_ = next(key for key in pages if key.startswith("guest-"))
-    assert relay_members(live_server, appointment_id) == sorted(pages)
+    assert relay_members(stack, appointment_id) == sorted(pages)
 
     # The relay crashes and is started again: every page finds its way back by itself.
     for page in pages.values():
         page.evaluate("() => { window.e2eOldPc = window.sprechzimmerCall.pc; }")
     rejoins = watch_rejoins(pages)
-    old_pid = next(p.pid for name, p in live_server.processes if name == "relay")
+    old_pid = stack.relay.process.pid
     killed = time.monotonic()
-    new_relay = live_server.restart_relay()
+    new_relay = stack.relay.restart()
     assert new_relay.pid != old_pid
     relay_back = time.monotonic() - killed
     recovered, last = {}, {}
@@ -205,7 +204,7 @@ def test_group_call_survives_a_relay_restart_and_shows_the_speaker(logged_in, ot
     # Each page got there by joining the relay again, not by an old connection that
     # happened to survive.
     assert all(rejoins.values()), f"pages that never rejoined: {[k for k, v in rejoins.items() if not v]}"
-    assert relay_members(live_server, appointment_id) == sorted(pages)
+    assert relay_members(stack, appointment_id) == sorted(pages)
     for own, page in pages.items():
         expect(page.locator("#call-grid .tile[data-key]")).to_have_count(len(pages) - 1)
         for key in others(pages, own):
@@ -227,10 +226,10 @@ def test_group_call_survives_a_relay_restart_and_shows_the_speaker(logged_in, ot
     assert seen == {"staff": [guest_key_], "patient": [guest_key_], guest_key_: []}, seen
 
 
-def test_group_call_screen_sharing_screenshot_and_leaving(logged_in, other_page, more_pages, smtp, live_server):
+def test_group_call_screen_sharing_screenshot_and_leaving(logged_in, other_page, more_pages, smtp, stack):
     staff, patient = keep_console(logged_in("premium")), keep_console(other_page)
     guests = [keep_console(more_pages()) for _ in range(2)]
-    appointment_id, pages, names = group_call(live_server, smtp, staff, patient, guests, "Sabine Bildschirm",
+    appointment_id, pages, names = group_call(stack, smtp, staff, patient, guests, "Sabine Bildschirm",
                                               [("Hanna", "Helferin"), ("Jonas", "Juniorpartner")])
     sharer, stayer = [key for key in pages if key.startswith("guest-")]
     viewers = others(pages, sharer)
@@ -284,12 +283,12 @@ def test_group_call_screen_sharing_screenshot_and_leaving(logged_in, other_page,
     # A guest hangs up: the call goes on for the rest, without that tile.
     pages[sharer].locator('[data-action="hangup"]').click()
     expect(pages[sharer].get_by_role("heading", name="Die Videosprechstunde ist beendet.")).to_be_visible()
-    remaining = without(pages, sharer, names, live_server, appointment_id, "after a guest hung up:")
+    remaining = without(pages, sharer, names, stack, appointment_id, "after a guest hung up:")
 
     # The other guest's browser is closed without hanging up: the server notices the
     # closed socket, takes the guest out of the relay and the tile goes too.
     pages[stayer].context.close()
-    remaining = without(remaining, stayer, names, live_server, appointment_id, "after a guest's browser closed:")
+    remaining = without(remaining, stayer, names, stack, appointment_id, "after a guest's browser closed:")
     for page in remaining.values():
         expect(page.locator("#call")).to_have_attribute("data-mode", "relay")
         assert page.evaluate("window.sprechzimmerCall.state") == "connected"

@@ -14,13 +14,14 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import appointment_form, future_slot
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, UP_TIMEOUT, check_watch, login, running_stack
-from tests.e2e.test_call import patient_waits, remote_video_plays, start_call
-from tests.e2e.test_practice_workflow import CONSENT, open_form
-from tests.servers import free_port
+from tests.e2e.steps import einladen, login, open_form, patient_waits, start_call
+from tests.support.chromium import check_watch, launch, new_page
+from tests.support.forms import appointment_form, future_slot
+from tests.support.machine import CADDY, need_caddy
+from tests.support.page_media import remote_video_plays
+from tests.support.ports import free_port
+from tests.support.stack import UP_TIMEOUT, running_stack
 
-CADDY = "/usr/bin/caddy"
 # What a practice's IT service writes: TLS from Caddy, everything else passed on as is.
 CADDYFILE = """{{
 	admin off
@@ -40,11 +41,7 @@ SESSION_EXPIRED = "Die Sitzung ist abgelaufen. Bitte laden Sie die Seite neu."
 
 @pytest.fixture(scope="module")
 def https_stack(smtp, tmp_path_factory):
-    if not os.path.exists(CADDY):
-        reason = f"the HTTPS proxy test needs Caddy at {CADDY} (apt-get install caddy)"
-        if os.environ.get("REQUIRE_CADDY") == "1":
-            pytest.fail(reason + " (REQUIRE_CADDY=1)")
-        pytest.skip(reason)
+    need_caddy()
     tmp = tmp_path_factory.mktemp("https")
     web_port, https_port = free_port(), free_port()
     (tmp / "Caddyfile").write_text(CADDYFILE.format(http_port=free_port(), https_port=https_port,
@@ -88,24 +85,17 @@ def tls_browser(playwright, https_stack):
     spki = cert.public_key().public_bytes(serialization.Encoding.DER,
                                           serialization.PublicFormat.SubjectPublicKeyInfo)
     pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                         args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={pin}"])
+    browser = launch(playwright, f"--ignore-certificate-errors-spki-list={pin}")
     yield browser
     browser.close()
 
 
 @pytest.fixture
 def tls_pages(tls_browser, https_stack):
-    from tests.e2e.conftest import PageWatch
-
     contexts = []
 
     def open_page():
-        context = tls_browser.new_context(base_url=https_stack.base_url, locale="de-DE",
-                                          timezone_id="Europe/Berlin", viewport={"width": 1024, "height": 768})
-        context.set_default_timeout(10_000)
-        page = context.new_page()
-        page.watch = PageWatch(page)
+        context, page = new_page(tls_browser, https_stack.base_url, has_touch=False)
         contexts.append((context, page))
         return page
 
@@ -128,17 +118,10 @@ def test_login_invite_and_call_through_caddy(tls_pages, https_stack, smtp):
     # Einladen through the form, as the practice does it.
     open_form(staff)
     day, _ = future_slot(days=2)
-    staff.get_by_label("Vorname").fill("Hanna")
-    staff.get_by_label("Nachname").fill("Https")
-    staff.get_by_label("E-Mail", exact=True).fill("hanna.https@example.org")
-    staff.get_by_label("Datum").fill(day)
-    staff.get_by_label("Uhrzeit").fill("09:15")
-    staff.get_by_label("Voraussichtliche Dauer (Minuten)").fill("15")
-    staff.get_by_label(CONSENT).check()
-    with staff.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/patienten/termine")) as made:
-        staff.get_by_role("button", name="Einladen").click()
-    assert made.value.status == 201
-    link = smtp.link(smtp.mails_to("hanna.https@example.org", "Einladung")[-1])
+    made = einladen(staff, first_name="Hanna", last_name="Https", email="hanna.https@example.org", date=day,
+                    time="09:15", duration="15")
+    assert made.status == 201
+    link = smtp.invitation_link("hanna.https@example.org")
     assert link.startswith(https_stack.base_url + "/j/"), link
 
     # The patient's link, the waiting room's wss socket and the call, all through Caddy.

@@ -4,33 +4,17 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.conftest import appointment_form, future_slot
+from tests.e2e.steps import CONSENT, einladen, open_form, post_appointment
+from tests.support.forms import future_slot
 
-CONSENT = "Der Nutzer hat eingewilligt, SMS- und E-Mail-Nachrichten von mir zu erhalten"
 INVALID_LINK = "Dieser Link ist nicht (mehr) gültig."
 INFOBOX = "Ihr Termin wurde erfolgreich erstellt und der Teilnehmer wurde informiert."
 
 
-def invite_by_request(page, live_server, **fields):
-    """An earlier appointment, made with the page's own session and CSRF token."""
-    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
-    response = page.request.post(f"{live_server.base_url}/patienten/termine", form=appointment_form(**fields),
-                                 headers={"X-CSRFToken": token, "HX-Request": "true"})
-    assert response.status == 201, response.text()
-
-
-def open_form(page):
-    page.get_by_role("link", name="Termin erstellen", exact=True).click()
-    expect(page.get_by_role("heading", name="Termin erstellen")).to_be_visible()
-    # htmx wires the swapped-in form only once it settled: typing earlier (a test can,
-    # a person cannot) would never trigger the search.
-    page.wait_for_function("() => !document.querySelector('.htmx-added, .htmx-settling')")
-
-
-def test_invite_earlier_contact_then_delete(logged_in, other_page, smtp, live_server):
+def test_invite_earlier_contact_then_delete(logged_in, other_page, smtp, stack):
     page = logged_in("premium")
     erika = {"first_name": "Erika", "last_name": "Mustermann", "email": "erika.mustermann@example.org"}
-    invite_by_request(page, live_server, **erika)
+    post_appointment(page, stack, **erika)
     assert len(smtp.mails_to(erika["email"], "Einladung")) == 1
 
     # The form opens in place: the URL follows (hx-push-url), the page stays the same.
@@ -47,13 +31,7 @@ def test_invite_earlier_contact_then_delete(logged_in, other_page, smtp, live_se
     expect(page.get_by_role("option")).to_have_count(0)
 
     day, _ = future_slot(days=5)
-    page.get_by_label("Datum").fill(day)
-    page.get_by_label("Uhrzeit").fill("11:30")
-    page.get_by_label("Voraussichtliche Dauer (Minuten)").fill("30")
-    page.get_by_label(CONSENT).check()
-    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/patienten/termine")) as created:
-        page.get_by_role("button", name="Einladen").click()
-    assert created.value.status == 201
+    assert einladen(page, date=day, time="11:30", duration="30").status == 201
 
     expect(page.locator(".infobox")).to_contain_text(INFOBOX)
     appointment_id = page.locator("[id^='appointment-created-']").get_attribute("id").rsplit("-", 1)[1]
@@ -66,7 +44,7 @@ def test_invite_earlier_contact_then_delete(logged_in, other_page, smtp, live_se
     invitation = smtp.text(invitations[-1])
     assert "um 11:30 Uhr" in invitation
     link = smtp.link(invitations[-1])
-    assert link.startswith(live_server.base_url + "/j/")
+    assert link.startswith(stack.base_url + "/j/")
     box = toast.bounding_box()
     assert box["x"] + box["width"] > 1024 - 40 and box["y"] < 100, f"toast not top right: {box}"
 
@@ -109,7 +87,7 @@ def test_invite_earlier_contact_then_delete(logged_in, other_page, smtp, live_se
     expect(other_page.get_by_role("heading", name=INVALID_LINK)).to_be_visible()
 
     # The server and sender logs hold ids only.
-    logs = live_server.log_tail("web", lines=10_000) + live_server.log_tail("outbox", lines=10_000)
+    logs = stack.log_tail("web", lines=10_000) + stack.log_tail("outbox", lines=10_000)
     assert "sent" in logs  # the sender did log its deliveries
     for secret in (erika["email"], erika["last_name"], link.rsplit("/", 1)[1]):
         assert secret not in logs
@@ -124,9 +102,7 @@ def test_empty_form_shows_german_errors_beside_fields(logged_in):
     expect(sms).to_be_disabled()
     expect(sms).to_have_accessible_description("SMS-Einladungen sind in den Tarifen Standard und Premium enthalten.")
 
-    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/patienten/termine")) as sent:
-        page.get_by_role("button", name="Einladen").click()
-    assert sent.value.status == 422
+    assert einladen(page, consent=False).status == 422
 
     errors = {
         "Vorname": "Bitte geben Sie den Vornamen ein.",
@@ -183,9 +159,9 @@ def small_targets(page):
     return small
 
 
-def test_touch_targets_are_finger_sized(logged_in, live_server):
+def test_touch_targets_are_finger_sized(logged_in, stack):
     page = logged_in("premium")
-    invite_by_request(page, live_server, first_name="Tamara", last_name="Tippfeld", email="tamara.tippfeld@example.org")
+    post_appointment(page, stack, first_name="Tamara", last_name="Tippfeld", email="tamara.tippfeld@example.org")
     page.reload()
     checked = page.locator(TARGETS).count()
     assert checked > 3

@@ -2,12 +2,7 @@
 forwarding with rewritten headers, PLI/NACK, faults, capacity and a restart."""
 import asyncio
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -16,23 +11,14 @@ import pytest
 from aiortc import RTCPeerConnection
 from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
 
-from media_relay.client import RelayClient, RelayRefused
+from media_relay.client import RelayRefused
 from media_relay.signing import sign
-from tests.relay.clients import Participant
-from tests.relay.support import SECRET, asynctest, loopback_only, running_relay  # noqa: F401 (fixture)
-from tests.servers import free_port
+from tests.support.browsers import SyntheticBrowser
+from tests.support.relay import SECRET, RelayProcess, asynctest, running_relay
+from tests.support.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def wait_until(predicate, what, timeout=10):
-    """Waits for something the relay must bring about; fails naming it if it never
-    comes (a hang guard, not a speed check)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.02)
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 
 async def call(fn, *args):
@@ -41,14 +27,14 @@ async def call(fn, *args):
 
 async def room_of(client, names, room="room1", **kwargs):
     await call(client.create_room, room)
-    people = [Participant(name, **kwargs) for name in names]
+    people = [SyntheticBrowser(name, **kwargs) for name in names]
     for person in people:
         await person.join(client, room)
-    await wait_until(lambda: all(p.pc.connectionState == "connected" for p in people),
+    await until(lambda: all(p.pc.connectionState == "connected" for p in people),
                      "all clients connected")
     status = await call(client.room, room)
     for person in people:
-        person.slots = next(p["slots"] for p in status["participants"] if p["participant"] == person.name)
+        person.slots = next(p["slots"] for p in status["participants"] if p["participant"] == person.key)
     return people
 
 
@@ -76,10 +62,10 @@ def decoder_spy(monkeypatch):
 async def test_three_participants_receive_each_other_with_rewritten_headers(decoder_spy):
     async with running_relay() as (relay, client):
         a, b, c = await room_of(client, ["a", "b", "c"])
-        mids = {(s, p, k): s.mid_for(p.name, k) for s in (a, b, c) for p in (a, b, c) if s is not p
+        mids = {(s, p, k): s.mid_for(p.key, k) for s in (a, b, c) for p in (a, b, c) if s is not p
                 for k in ("audio", "video")}
         assert all(mids.values()), mids
-        await wait_until(
+        await until(
             lambda: all(len(s.received.get(mid, [])) >= 40 for (s, p, k), mid in mids.items()
                         if k == "video")
             and all(len(s.received.get(mid, [])) >= 20 for (s, p, k), mid in mids.items()),
@@ -93,15 +79,15 @@ async def test_three_participants_receive_each_other_with_rewritten_headers(deco
             ssrcs = {p.ssrc for p in packets}
             assert ssrcs == {answer_ssrc(subscriber.pc, mid)}
             assert publisher_ssrc not in ssrcs
-            seen[subscriber.name] = ssrcs.pop()
+            seen[subscriber.key] = ssrcs.pop()
             assert contiguous([p.seq for p in packets])
             vp8_pt = next(t for t in subscriber.receiving if t.mid == mid)._codecs[0]
             assert vp8_pt.mimeType == "video/VP8"
             assert {p.pt for p in packets} == {vp8_pt.payloadType}
             # the same payloads in the same order as they left the publisher, and the
             # same timestamp steps on a shifted timeline
-            sent = {seq: (ts, payload) for seq, ts, payload in a.sent}
-            first_seq = next(seq for seq, ts, payload in a.sent if payload == packets[0].payload)
+            sent = {seq: (ts, payload) for seq, ts, payload in a.sent["video"]}
+            first_seq = next(seq for seq, ts, payload in a.sent["video"] if payload == packets[0].payload)
             for offset, packet in enumerate(packets):
                 ts, payload = sent[(first_seq + offset) & 0xFFFF]
                 assert payload == packet.payload
@@ -124,11 +110,10 @@ async def test_three_participants_receive_each_other_with_rewritten_headers(deco
 async def test_payload_types_are_rewritten_per_subscriber():
     async with running_relay() as (relay, client):
         await call(client.create_room, "room1")
-        a = Participant("a", slots=1)
-        b = Participant("b", slots=1, publish=False)
+        a = SyntheticBrowser("a", slots=1)
+        b = SyntheticBrowser("b", slots=1, publish=False)
         await a.join(client, "room1")
-        await b.pc.setLocalDescription(await b.pc.createOffer())
-        offer = b.pc.localDescription.sdp
+        offer = await b.offer()
         vp8 = int(re.search(r"a=rtpmap:(\d+) VP8/90000", offer).group(1))
         assert vp8 != 120
         # b's browser numbers VP8 differently from a's
@@ -139,10 +124,10 @@ async def test_payload_types_are_rewritten_per_subscriber():
         await b.pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type="answer"))
         mid = data["slots"][1]["mid"]
         assert data["slots"][1]["participant"] == "a"
-        await wait_until(lambda: len(b.received.get(mid, [])) >= 10, "b receives a's video")
+        await until(lambda: len(b.received.get(mid, [])) >= 10, "b receives a's video")
         assert {p.pt for p in b.received[mid]} == {120}
-        await wait_until(lambda: len(a.sent) > 0, "a sends")
-        assert a.video.sender._RTCRtpSender__rtp_history[a.sent[0][0] % 128].payload_type == vp8
+        await until(lambda: len(a.sent["video"]) > 0, "a sends")
+        assert a.video.sender._RTCRtpSender__rtp_history[a.sent["video"][0][0] % 128].payload_type == vp8
         await a.close()
         await b.close()
 
@@ -152,12 +137,12 @@ async def test_pli_from_a_subscriber_reaches_the_publishers_media_ssrc():
     async with running_relay() as (relay, client):
         a, b = await room_of(client, ["a", "b"])
         mid = b.mid_for("a", "video")
-        await wait_until(lambda: len(b.received.get(mid, [])) > 0, "b receives a's video")
+        await until(lambda: len(b.received.get(mid, [])) > 0, "b receives a's video")
         plis_before = len(a.plis)
         slot_ssrc = b.received[mid][0].ssrc
         while len(a.plis) == plis_before:  # the relay throttles PLIs to one per 0.3 s
             await b.send_pli(mid, slot_ssrc)
-            await wait_until(lambda: True, "")
+            await until(lambda: True, "")
             await asyncio.sleep(0.1)
         assert set(a.plis) == {a.video.sender._ssrc}
         assert a.video.sender._rtx_ssrc not in a.plis
@@ -170,7 +155,7 @@ async def test_nack_is_answered_from_the_subscribers_history():
     async with running_relay() as (relay, client):
         a, b = await room_of(client, ["a", "b"])
         mid = b.mid_for("a", "video")
-        await wait_until(lambda: len(b.received.get(mid, [])) >= 5, "b receives a's video")
+        await until(lambda: len(b.received.get(mid, [])) >= 5, "b receives a's video")
         wanted = b.received[mid][2]
         receiver = next(t for t in b.receiving if t.mid == mid).receiver
         nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=receiver._RTCRtpReceiver__rtcp_ssrc,
@@ -182,7 +167,7 @@ async def test_nack_is_answered_from_the_subscribers_history():
         section = b.pc.remoteDescription.sdp.split(f"a=mid:{mid}\r\n")[1].split("m=")[0]
         media_ssrc, rtx_ssrc = map(int, re.search(r"a=ssrc-group:FID (\d+) (\d+)", section).groups())
         assert media_ssrc == wanted.ssrc
-        await wait_until(lambda: any(p.ssrc == rtx_ssrc for p in b.arrivals),
+        await until(lambda: any(p.ssrc == rtx_ssrc for p in b.arrivals),
                          "b receives a retransmission")
         rtx = next(p for p in b.arrivals if p.ssrc == rtx_ssrc)
         assert int.from_bytes(rtx.payload[:2], "big") == wanted.seq
@@ -196,31 +181,31 @@ async def test_leaving_and_crashing_participants_do_not_disturb_the_others():
     async with running_relay() as (relay, client):
         a, b, c, d = await room_of(client, ["a", "b", "c", "d"])
         mid = b.mid_for("a", "video")
-        await wait_until(lambda: len(b.received.get(mid, [])) > 0, "b receives a's video")
+        await until(lambda: len(b.received.get(mid, [])) > 0, "b receives a's video")
 
         await call(client.leave, "room1", "c")
         await c.close()
         await d.close()  # d goes without telling the web app
-        await wait_until(lambda: set(relay.rooms["room1"].participants) == {"a", "b"},
+        await until(lambda: set(relay.rooms["room1"].participants) == {"a", "b"},
                          "the relay drops c and d")
         count = len(b.received[mid])
-        await wait_until(lambda: len(b.received[mid]) > count + 30, "b still receives a's video")
+        await until(lambda: len(b.received[mid]) > count + 30, "b still receives a's video")
         assert contiguous([p.seq for p in b.received[mid]])
         back = b.mid_for("a", "video")
         assert back == mid
         a_mid = a.mid_for("b", "video")
         count = len(a.received[a_mid])
-        await wait_until(lambda: len(a.received[a_mid]) > count + 30, "a still receives b's video")
+        await until(lambda: len(a.received[a_mid]) > count + 30, "a still receives b's video")
 
         # the freed slot carries a newcomer on the same SSRC, the sequence going on
         c_slot = b.mid_for("c", "video")
         before = list(b.received.get(c_slot, []))
-        e = Participant("e")
+        e = SyntheticBrowser("e")
         await e.join(client, "room1")
         status = await call(client.room, "room1")
         b.slots = next(p["slots"] for p in status["participants"] if p["participant"] == "b")
         assert b.mid_for("e", "video") == c_slot and before
-        await wait_until(lambda: len(b.received[c_slot]) > len(before) + 10,
+        await until(lambda: len(b.received[c_slot]) > len(before) + 10,
                          "b receives the newcomer")
         after = b.received[c_slot]
         assert {p.ssrc for p in after} == {before[0].ssrc}
@@ -235,12 +220,11 @@ async def test_concurrent_joins_give_each_publication_one_slot():
     normal case, and each must see each other once (not twice, filling the slots)."""
     async with running_relay() as (relay, client):
         await call(client.create_room, "room1")
-        members = [Participant(name) for name in ("a", "b", "c")]
+        members = [SyntheticBrowser(name) for name in ("a", "b", "c")]
         offers = []
         for member in members:
-            await member.pc.setLocalDescription(await member.pc.createOffer())
-            offers.append(member.pc.localDescription.sdp)
-        await asyncio.gather(*(relay.join("room1", m.name, sdp) for m, sdp in zip(members, offers)))
+            offers.append(await member.offer())
+        await asyncio.gather(*(relay.join("room1", m.key, sdp) for m, sdp in zip(members, offers)))
         for status in relay.rooms["room1"].status()["participants"]:
             seen = [(s["participant"], s["kind"]) for s in status["slots"] if s["participant"]]
             others = {"a", "b", "c"} - {status["participant"]}
@@ -291,12 +275,11 @@ async def test_capacity_is_refused_clearly():
         assert (refused.value.status, refused.value.code) == (503, "relay_full")
 
         # the answers are only read: applying them would send checks to 198.51.100.7
-        people = [Participant(n, slots=1) for n in "abc"]
+        people = [SyntheticBrowser(n, slots=1) for n in "abc"]
         offers = []
         for p in people:
-            await p.pc.setLocalDescription(await p.pc.createOffer())
-            offers.append(p.pc.localDescription.sdp)
-        answers = [await call(client.join, "r1", p.name, offer) for p, offer in zip(people, offers[:2])]
+            offers.append(await p.offer())
+        answers = [await call(client.join, "r1", p.key, offer) for p, offer in zip(people, offers[:2])]
         with pytest.raises(RelayRefused) as refused:
             await call(client.join, "r1", "c", offers[2])
         assert (refused.value.status, refused.value.code) == (503, "room_full")
@@ -318,9 +301,8 @@ async def test_bad_offers_are_refused(sdp, reason):
     async with running_relay() as (relay, client):
         await call(client.create_room, "r1")
         if sdp == "h264":
-            p = Participant("a", slots=1)
-            await p.pc.setLocalDescription(await p.pc.createOffer())
-            sdp = re.sub(r"a=rtpmap:(\d+) VP8/90000", r"a=rtpmap:\1 AV1/90000", p.pc.localDescription.sdp)
+            p = SyntheticBrowser("a", slots=1)
+            sdp = re.sub(r"a=rtpmap:(\d+) VP8/90000", r"a=rtpmap:\1 AV1/90000", await p.offer())
             await p.close()
         with pytest.raises(RelayRefused) as refused:
             await call(client.join, "r1", "a", sdp)
@@ -353,51 +335,22 @@ def test_relay_makes_peer_connections_in_one_place_only():
         peer_connection(None)
 
 
-def _start_relay_process(env):
-    return subprocess.Popen(
-        [sys.executable, "-m", "media_relay"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-
-
 @asynctest
-async def test_a_restarted_relay_on_the_same_port_accepts_new_joins():
-    port = free_port()
-    env = {**os.environ, "RELAY_SECRET": SECRET.decode(), "RELAY_CONTROL_PORT": str(port),
-           "RELAY_UDP_PORT_MIN": "43000", "RELAY_UDP_PORT_MAX": "43099",
-           "RELAY_BIND_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
-    client = RelayClient("127.0.0.1", port, SECRET)
-
-    async def until_up():
-        async def up():
-            try:
-                await call(client.status)
-                return True
-            except OSError:
-                return False
-        deadline = time.monotonic() + 20
-        while not await up():
-            assert time.monotonic() < deadline, "relay process did not come up"
-            await asyncio.sleep(0.1)
-
-    logs = []
+async def test_a_restarted_relay_on_the_same_port_accepts_new_joins(tmp_path):
+    relay = RelayProcess(tmp_path / "relay.log", udp_range=(43000, 43099))
+    client = relay.client()
     for attempt in ("first", "restarted"):
-        process = _start_relay_process(env)
-        reader = threading.Thread(target=lambda: logs.append(process.stdout.read()))
-        reader.start()
+        await asyncio.to_thread(relay.start)
         try:
-            await until_up()
             await call(client.create_room, "room1")
-            a = Participant("a", slots=1)
+            a = SyntheticBrowser("a", slots=1)
             answer = await a.join(client, "room1")
             assert answer["type"] == "answer"
             ports = re.findall(r"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host", answer["sdp"])
             assert ports and all(43000 <= int(p) <= 43099 for p in ports)
-            await wait_until(lambda: a.pc.connectionState == "connected", f"{attempt} relay connects")
+            await until(lambda: a.pc.connectionState == "connected", f"{attempt} relay connects")
             await a.close()
         finally:
-            process.send_signal(signal.SIGTERM)
-            rc = await asyncio.to_thread(process.wait, 15)
-            reader.join()
-        assert rc == 0, logs[-1]
-    assert "shutting down" in logs[-1]
+            rc = await asyncio.to_thread(relay.stop)
+        assert rc == 0, relay.output()
+    assert "shutting down" in relay.output()

@@ -1,46 +1,31 @@
 """Real local stand-ins for what the product talks to: an SMTP server (aiosmtpd) and
-Vonage's SMS API (HTTPS with a trustme certificate)."""
+Vonage's SMS API (HTTPS with a trustme certificate), and the fixtures that start them.
+A test module points the app at them by overriding ``config_overrides`` (see
+tests/test_email.py)."""
 import base64
 import email
 import email.policy
 import json
 import math
 import os
-import re
-import socket
 import ssl
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
 
+from tests.support.outbox import links_in, text_of
+from tests.support.ports import free_port
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_udp_range(size=20, start=44000):
-    """A block of UDP ports free right now on loopback (for a relay process). tests/relay
-    uses fixed ports below 44000; callers running side by side pick different starts."""
-    for base in range(start, 60000, size):
-        sockets = []
-        try:
-            for port in range(base, base + size):
-                sockets.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-                sockets[-1].bind(("127.0.0.1", port))
-            return base, base + size - 1
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free UDP port range")
+# Vonage credentials set, but the API on a port where nothing listens: SMS is offered,
+# and should anything try to send, it stays on this machine.
+VONAGE_NOWHERE = {"VONAGE_API_KEY": "test-key", "VONAGE_API_SECRET": "test-secret",
+                  "VONAGE_REST_HOST": "127.0.0.1:9"}
 
 
 class _Handler:
@@ -90,8 +75,6 @@ class SmtpServer:
         self._controller.stop()
 
     def wait_for(self, count=1, timeout=10.0):
-        import time
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
@@ -99,6 +82,31 @@ class SmtpServer:
                     return list(self.messages)
             time.sleep(0.02)
         raise AssertionError(f"expected {count} e-mail(s), got {len(self.messages)}")
+
+    def mails_to(self, address, subject_contains="", count=1, timeout=10.0):
+        """The e-mails to `address` with that subject, once there are `count` (or the time is up)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                found = [m for m in self.messages if address in m["To"] and subject_contains in m["Subject"]]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
+    @staticmethod
+    def text(message):
+        return text_of(message)
+
+    @staticmethod
+    def link(message):
+        """The one patient link in an e-mail, on whatever host the app was told."""
+        links = links_in(text_of(message))
+        assert len(links) == 1, f"expected one patient link, found {links}"
+        return links.pop()
+
+    def invitation_link(self, address, subject="Einladung", count=1):
+        """The link in the latest of `count` invitations to `address`."""
+        return self.link(self.mails_to(address, subject, count=count)[-1])
 
 
 # Texts the real SMS API sends with each status (developer.vonage.com, SMS API errors).
@@ -192,8 +200,6 @@ class VonageStandIn:
     """
 
     def __init__(self, api_key="k", api_secret="s", port=None):
-        import trustme
-
         self.api_key, self.api_secret = api_key, api_secret
         self.port = port or free_port()
         self.rest_host = f"127.0.0.1:{self.port}"
@@ -238,13 +244,6 @@ class VonageStandIn:
             os.unlink(self.ca_bundle)
 
 
-# ---- Fixtures and helpers for tests that drive the outbox through these stand-ins ----
-# Import the fixtures you need into a test module and override `config_overrides` there
-# to point the app at them (see tests/test_email.py).
-
-LINK_RE = re.compile(r"http://localhost/j/[A-Za-z0-9_-]{43}")
-
-
 @pytest.fixture
 def smtp_port():
     """The port the app sends e-mail to; nothing listens there unless `smtp` is used."""
@@ -265,56 +264,3 @@ def vonage(monkeypatch):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", server.ca_bundle)
     yield server
     server.close()
-
-
-def deliver(app):
-    """One round of the real sender, as `flask outbox flush` runs it."""
-    from app.invitations import sender
-
-    with app.app_context():
-        return sender.deliver_due()
-
-
-def make_due(app):
-    """Let waiting retries run now instead of after their backoff."""
-    from app.extensions import db
-    from app.invitations.models import PENDING, OutboxMessage
-    from app.timeutil import utcnow
-
-    with app.app_context():
-        db.session.execute(db.update(OutboxMessage).where(OutboxMessage.status == PENDING)
-                           .values(next_attempt_at=utcnow()))
-        db.session.commit()
-
-
-def outbox(app, **filters):
-    """Outbox rows (oldest first) as plain snapshots, readable after the session is gone."""
-    from app.extensions import db
-    from app.invitations.models import OutboxMessage
-
-    with app.app_context():
-        rows = db.session.execute(
-            db.select(OutboxMessage).filter_by(**filters).order_by(OutboxMessage.id)
-        ).scalars().all()
-        return [SimpleNamespace(**{c.name: getattr(r, c.name) for c in OutboxMessage.__table__.columns})
-                for r in rows]
-
-
-def created_ids(response):
-    """(appointment_id, contact_id) from the HTMX answer to Einladen."""
-    body = response.get_data(as_text=True)
-    appointment_id = int(re.search(r'id="appointment-created-(\d+)"', body).group(1))
-    contact_id = int(re.search(r"/patienten/kontakte/(\d+)", body).group(1))
-    return appointment_id, contact_id
-
-
-def link_in(text):
-    """The one patient link in a message text, and its path for the test client."""
-    links = set(LINK_RE.findall(text))
-    assert len(links) == 1, links
-    link = links.pop()
-    return link, urlsplit(link).path
-
-
-def text_of(message, subtype="plain"):
-    return message.get_body(preferencelist=(subtype,)).get_content()

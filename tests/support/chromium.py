@@ -1,0 +1,79 @@
+"""Real Chromium for the browser tests (tests/e2e) and bench/call_latency.py: how it is
+started, a fresh German tablet-sized context per person, and what a page did that the
+user would not see."""
+import re
+from urllib.parse import urlsplit
+
+from tests.support.machine import CHROMIUM
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--no-first-run", "--disable-sync", "--disable-quic",
+    # Together these also answer getDisplayMedia without a picker: the fake UI grants it
+    # (without it the call waits for a picker nobody sees), the fake device supplies an
+    # animated "screen" as large as the page's screen (without it headless Chromium has
+    # nothing to capture: NotReadableError).
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    # Chromium hides its host candidates behind mDNS names (<uuid>.local) by default.
+    # Another Chromium resolves them, the relay (aioice) does not: with plain IPs the
+    # relay can answer the browser's loopback candidates.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+def launch(playwright, *extra_args):
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args])
+
+
+class PageWatch:
+    """What a page did that the user would not see: console errors, failed loads, foreign hosts."""
+
+    def __init__(self, page):
+        self.console_errors = []
+        self.requests = []
+        self.broken = []
+        page.on("console", lambda msg: msg.type == "error" and self.console_errors.append(msg.text))
+        page.on("pageerror", lambda exc: self.console_errors.append(f"uncaught: {exc}"))
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on("websocket", lambda ws: self.requests.append(ws.url))
+        page.on("response", self._response)
+
+    def _response(self, response):
+        # Pages and HTMX answers carry 4xx on purpose (422 form, 404 link); a script,
+        # style or image that fails to load is a defect.
+        kind = response.request.resource_type
+        if response.status >= 500 or (response.status >= 400 and kind not in ("document", "fetch", "xhr")):
+            self.broken.append(f"{response.status} {kind} {urlsplit(response.url).path}")
+
+    def unexpected_console_errors(self):
+        # Chromium reports every 4xx answer as "Failed to load resource"; those are
+        # judged by status in _response. Everything else (CSP, script errors) counts.
+        return [text for text in self.console_errors
+                if not re.match(r"Failed to load resource: the server responded with a status of 4\d\d", text)]
+
+    def foreign_hosts(self):
+        return sorted({urlsplit(url).hostname for url in self.requests
+                       if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname != "127.0.0.1"})
+
+
+def new_page(browser, base_url, has_touch=True):
+    """A fresh context (German, Berlin, 1024x768) and its page, watched (``page.watch``)."""
+    context = browser.new_context(base_url=base_url, locale="de-DE", timezone_id="Europe/Berlin",
+                                  viewport={"width": 1024, "height": 768}, has_touch=has_touch)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.watch = PageWatch(page)
+    return context, page
+
+
+def check_watch(watch, who="page"):
+    assert not watch.unexpected_console_errors(), f"{who}: console errors: {watch.unexpected_console_errors()}"
+    assert not watch.broken, f"{who}: failed loads: {watch.broken}"
+    assert not watch.foreign_hosts(), f"{who}: requests left 127.0.0.1: {watch.foreign_hosts()}"
+
+
+def keep_console(page):
+    """Every console line of the page, for failure messages (call.js logs its steps)."""
+    page.e2e_console = []
+    page.on("console", lambda msg: page.e2e_console.append(f"{msg.type}: {msg.text}"))
+    return page

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy_parts import DEPLOY, ROOT, placeholders, require, unit_environment, unit_settings
+from tests.support.deploy import DEPLOY, ROOT, placeholders, require, unit_environment, unit_settings
 
 INSTALL = DEPLOY / "install.sh"
 # Everything install.sh uses to change the system.

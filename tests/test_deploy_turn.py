@@ -17,8 +17,8 @@ import pytest
 
 from app.consultation.signalling import ice_servers
 from app.ops import turn
-from tests.deploy_parts import CADDY, COTURN, DEPLOY, Caddy, Coturn, require
-from tests.servers import free_port
+from tests.support.deploy import CADDY, COTURN, DEPLOY, Caddy, Coturn, require
+from tests.support.ports import free_port
 
 SECRET = "turn-test-secret-" + "5" * 20
 

@@ -9,6 +9,7 @@ import stat
 import pytest
 
 from app.extensions import db
+from tests.support.webapp import sqlite_only
 
 
 @pytest.fixture
@@ -115,10 +116,9 @@ def test_restore_refusals(app, runner, tmp_path, database_url):
         assert result.exit_code != 0 and "Error" in result.output
 
 
+@sqlite_only
 def test_sqlite_backup_is_a_consistent_database_while_the_app_writes(app, runner, make_practice, backup_dir,
                                                                      database_url):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite's online backup API")
     make_practice(name="Praxis Offen")
     # A reader holding the database open (as gunicorn does) does not stop the backup.
     holder = sqlite3.connect(database_url.removeprefix("sqlite:///"))

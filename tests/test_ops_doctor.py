@@ -6,11 +6,6 @@ with exit code 0; each broken part gives its failing line with the fix, exit cod
 Without coturn these tests skip with the reason; CI sets REQUIRE_COTURN=1.
 """
 import base64
-import os
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -20,13 +15,15 @@ from sqlalchemy import text
 from app import create_app
 from app.extensions import db
 from config import BASE_DIR
-from tests.conftest import make_config
-from tests.deploy_parts import COTURN, Coturn, require
-from tests.servers import SmtpServer, VonageStandIn, _Handler, _VonageHandler, free_port, free_udp_range
+from tests.support.deploy import COTURN, Coturn, require
+from tests.support.fakes import SmtpServer, VonageStandIn, _Handler, _VonageHandler
+from tests.support.machine import REDIS_URL, need_redis
+from tests.support.ports import free_port
+from tests.support.relay import RelayProcess
+from tests.support.webapp import make_config
 
 TURN_SECRET = "coturn-test-secret-" + "7" * 16
 RELAY_SECRET = "doctor-relay-secret-0123456789"
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 class AuthSmtp(SmtpServer):
@@ -88,27 +85,10 @@ def coturn(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory):
-    port = free_port()
-    udp_min, udp_max = free_udp_range(10, start=45600)
-    env = {**os.environ, "RELAY_SECRET": RELAY_SECRET, "RELAY_CONTROL_PORT": str(port),
-           "RELAY_UDP_PORT_MIN": str(udp_min), "RELAY_UDP_PORT_MAX": str(udp_max), "RELAY_BIND_IP": "127.0.0.1"}
-    log = tmp_path_factory.mktemp("relay") / "relay.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "media_relay"], cwd=BASE_DIR, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("relay did not start:\n" + log.read_text(errors="replace"))
-            time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
+    process = RelayProcess(tmp_path_factory.mktemp("relay") / "relay.log", secret=RELAY_SECRET.encode(),
+                           udp_start=45600, udp_size=10).start()
+    yield process.url
+    process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -128,15 +108,7 @@ def vonage_account(monkeypatch):
 
 @pytest.fixture(scope="module")
 def redis_url():
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        reason = f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}"
-        if os.environ.get("REQUIRE_REDIS") == "1":
-            pytest.fail(reason + " (REQUIRE_REDIS=1)")
-        pytest.skip(reason)
+    need_redis()
     return REDIS_URL
 
 

@@ -19,7 +19,6 @@ REQUIRE_REDIS).
 import os
 import re
 import ssl
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -28,16 +27,17 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import future_slot
-from tests.deploy_parts import CADDY, COTURN, ROOT, Caddy, Coturn, require, unit_command, unit_environment
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, LiveServer, PageWatch, check_watch, login
-from tests.e2e.test_call import patient_waits, remote_video_plays, start_call
-from tests.e2e.test_practice_workflow import CONSENT, open_form
-from tests.servers import free_port, free_udp_range
+from tests.e2e.steps import einladen, login, open_form, patient_waits, start_call
+from tests.support.chromium import PageWatch, check_watch, launch
+from tests.support.deploy import CADDY, COTURN, ROOT, Caddy, Coturn, DeployStack, require, unit_environment
+from tests.support.forms import future_slot
+from tests.support.machine import REDIS_URL, need_redis
+from tests.support.page_media import remote_video_plays
+from tests.support.ports import free_port, free_udp_range
+from tests.support.stack import PASSWORD, PRACTICES
 
 UNITS = {"web": "sprechzimmer-web.service", "outbox": "sprechzimmer-outbox.service",
          "relay": "sprechzimmer-relay.service"}
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 # Every RTCPeerConnection the page makes gathers relay candidates only; the page's
 # connections are kept for the test to read their stats.
@@ -78,35 +78,11 @@ PAIRS = """async () => {
 }"""
 
 
-def _redis():
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        reason = f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}"
-        if os.environ.get("REQUIRE_REDIS") == "1":
-            pytest.fail(reason + " (REQUIRE_REDIS=1)")
-        pytest.skip(reason)
-
-
-def start_unit(server, name, env):
-    """A process started as systemd starts the unit: its ExecStart (read from the file,
-    ${VAR} expanded), in the checkout that stands for its WorkingDirectory."""
-    argv = unit_command(UNITS[name], env)
-    log = open(server.log_dir / f"{name}.log", "wb")
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    server.processes.append((name, process))
-    server.commands[name] = argv
-    return process
-
-
 @pytest.fixture(scope="module")
 def deploy_stack(smtp, tmp_path_factory):
     require(CADDY, "REQUIRE_CADDY", "caddy")
     require(COTURN, "REQUIRE_COTURN", "coturn")
-    _redis()
+    need_redis()
     tmp = tmp_path_factory.mktemp("deploy")
     turn_secret = "e2e-turn-" + os.urandom(16).hex()
     coturn = Coturn(tmp / "coturn", turn_secret)
@@ -147,8 +123,7 @@ def deploy_stack(smtp, tmp_path_factory):
         WEB_THREADS="64",
         BIND=f"127.0.0.1:{web_port}",
     )
-    server = LiveServer(caddy.base_url, env, tmp)
-    server.commands = {}
+    server = DeployStack(caddy.base_url, env, tmp, PRACTICES, PASSWORD)
     server.caddy, server.coturn = caddy, coturn
     coturn.start()
     try:
@@ -157,9 +132,9 @@ def deploy_stack(smtp, tmp_path_factory):
         for tariff, practice in server.practices.items():
             server.flask("practice", "create", "--name", practice["name"], "--tariff", tariff,
                          "--email", practice["email"], "--staff-name", "Dr. Deploy", "--password", PASSWORD)
-        for name in UNITS:
-            start_unit(server, name, env)
-        server.wait_until_up(web_port)
+        for name, unit in UNITS.items():
+            server.start_unit(name, unit)
+        server.wait_until_up({"web": web_port, "relay": relay_port})
         yield server
     finally:
         server.stop()
@@ -169,8 +144,7 @@ def deploy_stack(smtp, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def relay_only_browser(playwright, deploy_stack):
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-        *CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={deploy_stack.caddy.spki_pin()}"])
+    browser = launch(playwright, f"--ignore-certificate-errors-spki-list={deploy_stack.caddy.spki_pin()}")
     yield browser
     browser.close()
 
@@ -214,17 +188,10 @@ def test_call_through_caddy_and_coturn_with_relay_only_ice(pages, deploy_stack, 
 
     open_form(staff)
     day, _ = future_slot(days=2)
-    staff.get_by_label("Vorname").fill("Theo")
-    staff.get_by_label("Nachname").fill("Turnpatient")
-    staff.get_by_label("E-Mail", exact=True).fill("theo.turn@example.org")
-    staff.get_by_label("Datum").fill(day)
-    staff.get_by_label("Uhrzeit").fill("11:30")
-    staff.get_by_label("Voraussichtliche Dauer (Minuten)").fill("15")
-    staff.get_by_label(CONSENT).check()
-    with staff.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/patienten/termine")) as made:
-        staff.get_by_role("button", name="Einladen").click()
-    assert made.value.status == 201
-    link = smtp.link(smtp.mails_to("theo.turn@example.org", "Einladung")[-1])
+    made = einladen(staff, first_name="Theo", last_name="Turnpatient", email="theo.turn@example.org", date=day,
+                    time="11:30", duration="15")
+    assert made.status == 201
+    link = smtp.invitation_link("theo.turn@example.org")
     assert link.startswith(deploy_stack.base_url + "/j/"), link
     token = link.rsplit("/", 1)[1]
 

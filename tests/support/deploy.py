@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
+from tests.support.machine import need
+from tests.support.ports import free_port, free_udp_range
+from tests.support.waiting import wait_until
 
-from tests.servers import free_port, free_udp_range
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 UNITS = DEPLOY / "systemd"
 COTURN = "/usr/bin/turnserver"
@@ -29,12 +29,7 @@ UP_TIMEOUT = 30
 
 
 def require(binary, flag, package):
-    if os.path.exists(binary):
-        return
-    reason = f"needs {binary} (apt-get install {package})"
-    if os.environ.get(flag) == "1":
-        pytest.fail(f"{reason} ({flag}=1)")
-    pytest.skip(reason)
+    need(None if os.path.exists(binary) else f"needs {binary} (apt-get install {package})", flag)
 
 
 # -- templates -------------------------------------------------------------------------
@@ -263,3 +258,63 @@ class Caddy:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+# -- the app's processes as systemd starts them ------------------------------------------
+
+class DeployStack:
+    """The three services started from their unit files (``start_unit``), with the
+    environment systemd gives them; ``flask`` runs a CLI command as `sprechzimmer
+    <command>` does (same settings, same database)."""
+
+    def __init__(self, base_url, env, log_dir, practices, password):
+        self.base_url, self.env, self.log_dir = base_url, env, Path(log_dir)
+        self.practices = {tariff: {"name": name, "email": email, "password": password}
+                          for tariff, (name, email) in practices.items()}
+        self.password = password
+        self.processes = []
+        self.commands = {}
+
+    def flask(self, *args):
+        result = subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=self.env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"flask {' '.join(args[:2])} failed:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def start_unit(self, name, unit):
+        """The unit's ExecStart (read from the file, ${VAR} expanded) in the checkout,
+        which stands for its WorkingDirectory."""
+        argv = unit_command(unit, self.env)
+        with open(self.log_dir / f"{name}.log", "wb") as log:
+            process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append((name, process))
+        self.commands[name] = argv
+        return process
+
+    def wait_until_up(self, ports, timeout=UP_TIMEOUT):
+        import socket
+
+        def up(port):
+            for name, process in self.processes:
+                if process.poll() is not None:
+                    raise AssertionError(f"{name} exited with {process.returncode}:\n"
+                                         + (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:])
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+
+        for name, port in ports.items():
+            wait_until(lambda: up(port), f"{name} answers on port {port}", timeout,
+                       log=self.log_dir / f"{name}.log")
+
+    def stop(self):
+        for _, process in reversed(self.processes):
+            process.terminate()
+        for _, process in reversed(self.processes):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

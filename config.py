@@ -114,6 +114,10 @@ class Config:
 
     DEMO_PRACTICE = _bool("SPRECHZIMMER_DEMO")
 
+    # `flask backup` (app/ops/backup.py): where backups go and how many stay.
+    BACKUP_DIR = os.environ.get("BACKUP_DIR", str(BASE_DIR / "instance" / "backups"))
+    BACKUP_KEEP = _int("BACKUP_KEEP", 14)
+
 
 class TestConfig(Config):
     ENV_NAME = "test"

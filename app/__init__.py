@@ -60,6 +60,7 @@ def create_app(config_class=Config):
     from app import auth, chat, consultation, patients, web
     from app.auth.cli import practice_cli
     from app.invitations.cli import outbox_cli
+    from app.ops import cli as ops_cli
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(patients.bp)
@@ -68,6 +69,9 @@ def create_app(config_class=Config):
     web.init_app(app)
     app.cli.add_command(practice_cli)
     app.cli.add_command(outbox_cli)
+    app.cli.add_command(ops_cli.doctor)
+    app.cli.add_command(ops_cli.backup)
+    app.cli.add_command(ops_cli.restore)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):

@@ -58,7 +58,8 @@ def back_and_true(staff, patient, took):
         page.wait_for_function("() => window.sprechzimmerCall.state === 'connected'", timeout=3_000)
     expect(staff.locator("#call-status").get_by_text("Verbunden", exact=True)).to_be_visible()
     expect(staff.locator("#call-quality .quality-text")).to_have_text(re.compile("^Verbindung: (gut|mittel)$"))
-    expect(staff.locator("#call-status")).not_to_contain_text("unterbrochen")
+    expect(staff.locator("#call-status").get_by_text("Verbindung unterbrochen")).to_be_hidden()
+    expect(staff.locator("#call-quality .quality-text")).not_to_have_text("Verbindung unterbrochen")
 
 
 def test_patient_cut_40s_comes_back(logged_in, other_page, smtp, stack):

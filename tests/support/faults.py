@@ -150,6 +150,7 @@ def media_back(pages, since, timeout=30.0):
 
 def media_stalled(pages, seconds=2.0):
     """True when no page decodes a frame nor receives audio for `seconds` (the cut works)."""
+    pages[0].wait_for_timeout(1000)  # what was under way when the cut began
     before = {id(p): inbound(p) for p in pages}
     pages[0].wait_for_timeout(seconds * 1000)
     after = {id(p): inbound(p) for p in pages}

@@ -28,6 +28,8 @@ from tests.support.fakes import SmtpServer  # noqa: E402
 from tests.support.stack import local_stack  # noqa: E402
 
 GIVE_UP_SECONDS = 60.0
+SOCKET_OPEN = "() => document.getElementById('call').dataset.socket === 'open'"
+CONNECTED = "() => window.sprechzimmerCall.state === 'connected'"
 
 
 def percentile(values, p):
@@ -36,7 +38,8 @@ def percentile(values, p):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--cuts", default="5,20,40,180", help="cut lengths in seconds")
     parser.add_argument("--who", default="patient,staff", help="whose network is cut")
@@ -80,21 +83,22 @@ def main():
                             restored = cut.restore()
                         took = media_back([staff, patient], restored, timeout=GIVE_UP_SECONDS)
                         figures.append(took)
+                        shown = "never" if took is None else f"{took:.2f} s"
                         print(f"{who} cut {seconds:5.0f} s, run {run + 1}: frames both ways "
-                              f"{'never' if took is None else f'{took:.2f} s'} after the restore", flush=True)
+                              f"{shown} after the restore", flush=True)
                         if took is None:
                             # Start over so that one broken run does not spoil the rest.
+                            hangup = staff.get_by_role("button", name="Auflegen")
+                            if hangup.is_visible():
+                                hangup.click()
                             for p in (staff, patient):
                                 p.reload()
-                            patient.wait_for_function("() => document.getElementById('call').dataset.socket === 'open'")
-                            staff.get_by_role("button", name="Auflegen").click() if staff.get_by_role(
-                                "button", name="Auflegen").is_visible() else None
+                            patient.wait_for_function(SOCKET_OPEN)
                             fresh_call()
                         else:
                             # Settle: both pages say "connected" before the next cut.
                             for p in (staff, patient):
-                                p.wait_for_function("() => window.sprechzimmerCall.state === 'connected'",
-                                                    timeout=10_000)
+                                p.wait_for_function(CONNECTED, timeout=10_000)
             browser.close()
     finally:
         stack.close()

@@ -28,7 +28,8 @@ LOCAL_UDP_PORTS = """async () => {
   if (!pc) return [];
   const ports = new Set();
   (await pc.getStats()).forEach((r) => {
-    if (r.type === "local-candidate" && (r.protocol || "udp") === "udp" && r.port) ports.add(r.port);
+    const udp = (r.protocol || "udp") === "udp";
+    if (r.type === "local-candidate" && udp && r.port) ports.add(r.port);
   });
   return [...ports];
 }"""
@@ -54,7 +55,7 @@ def faults_missing():
         return "network cuts need root (nftables rules)"
     if not os.path.exists(NFT):
         return "network cuts need nft (apt-get install nftables)"
-    probe = subprocess.run([NFT, "list", "tables"], capture_output=True, text=True)
+    probe = subprocess.run([NFT, "list", "tables"], check=False, capture_output=True, text=True)
     if probe.returncode != 0:
         return f"nft cannot change rules here: {probe.stderr.strip()[:120]}"
     return None
@@ -106,7 +107,8 @@ class Cut:
         return time.monotonic()
 
     def dropped_table_exists(self):
-        listed = subprocess.run([NFT, "list", "tables"], capture_output=True, text=True).stdout
+        listed = subprocess.run([NFT, "list", "tables"], check=False, capture_output=True,
+                            text=True).stdout
         return self.table in listed
 
     def __enter__(self):
@@ -117,7 +119,8 @@ class Cut:
         try:
             self.restore()
         except Exception:  # noqa: BLE001 - the page may be gone; the rules must go anyway
-            subprocess.run([NFT, "delete", "table", "inet", self.table], capture_output=True)
+            subprocess.run([NFT, "delete", "table", "inet", self.table], check=False,
+                           capture_output=True)
 
 
 def inbound(page):

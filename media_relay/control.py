@@ -23,7 +23,8 @@ class ControlApi:
         """Returns (status, payload)."""
         reason = self.verifier.check(method, path, headers, body)
         if reason is not None:
-            logger.warning("refused %s %s: %s", method, path.split("/")[1:2], reason)
+            logger.warning("refused request method=%s path=/%s reason=%s",
+                           method, "/".join(path.split("/")[1:2]), reason)
             return 401, {"error": reason}
         try:
             data = json.loads(body) if body else {}

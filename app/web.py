@@ -1,9 +1,19 @@
-"""Request plumbing shared by all domains: page-or-fragment, toasts, headers, errors,
-the origin check and the trusted reverse proxy."""
+"""Request plumbing shared by all domains: loading inside the practice, page-or-fragment,
+toasts, headers, errors, the origin check and the trusted reverse proxy."""
 import ipaddress
 from urllib.parse import urlsplit
 
-from flask import current_app, g, has_request_context, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    g,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -11,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import db, login_manager
+from app.timeutil import to_local
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -132,19 +143,31 @@ def current_practice():
     return current_user.practice
 
 
+# Ids in URLs are unbounded, PostgreSQL's INTEGER is not: a larger one must be a 404, not a 500.
+MAX_ID = 2**31 - 1
+
+
+def load_in_practice(model, object_id, practice, **filters):
+    """The ``model`` row with this id inside the practice, or 404.
+
+    Every tenant's row carries ``practice_id``; loading through here is what keeps one
+    practice out of another's data. Another practice's id answers exactly like an
+    unknown one. ``filters`` narrow further (a participant of this appointment).
+    """
+    if not 0 < object_id <= MAX_ID:
+        abort(404)
+    row = db.session.execute(
+        db.select(model).filter_by(id=object_id, practice_id=practice.id, **filters)
+    ).scalar_one_or_none()
+    if row is None:
+        abort(404)
+    return row
+
+
 def init_app(app):
     app.wsgi_app = TrustedProxy(app.wsgi_app, app.config["FORWARDED_ALLOW_IPS"])
     # After CSRFProtect's own before_request (registered first): token, then origin.
     app.before_request(check_origin)
-
-    @login_manager.user_loader
-    def load_user(user_id):
-        from app.auth.models import Staff
-
-        if not str(user_id).isdigit():
-            return None
-        # Every staff request needs the practice (tenant scope): one query instead of two.
-        return db.session.get(Staff, int(user_id), options=[db.joinedload(Staff.practice)])
 
     @login_manager.unauthorized_handler
     def unauthorized():
@@ -176,8 +199,4 @@ def init_app(app):
 
     @app.context_processor
     def inject():
-        from flask_babel import get_locale
-
-        from app.timeutil import to_local
-
         return {"is_htmx": is_htmx(), "to_local": to_local, "get_locale": get_locale}

@@ -2,15 +2,13 @@
 (each gets an own link into the device check and waiting room), the seat limit counted
 on the server, the tariff gate, tenancy, removal and deletion (link dead, told by e-mail)."""
 import logging
-import re
 import threading
 
 import pytest
 
 from app.extensions import db
-from app.invitations.models import OutboxMessage
 from app.patients.models import Participant
-from conftest import PASSWORD, Auth, appointment_form
+from conftest import Auth, appointment_form
 from servers import (created_ids, deliver, link_in, make_due, outbox, smtp, smtp_port, text_of,  # noqa: F401 - fixtures
                      vonage)
 from test_patients_form import Html, squash
@@ -263,7 +261,8 @@ def test_no_participant_data_in_logs(app, auth, premium, smtp, caplog):
     token = path.rsplit("/", 1)[1]
     # The app's records; the SMTP stand-in ("mail.log") logs whole messages by design.
     text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("mail."))
-    assert f"participant {participant_id} removed" in text  # what happened is logged, by id
+    # What happened is logged, by id (logfmt.py: key=value pairs).
+    assert f"participant removed appointment={premium} participant={participant_id}" in text
     for secret in ("Jonas", "Dolmetscher", "jonas@example.org", "Jonas@Example.org", token):
         assert secret not in text
 

@@ -1,10 +1,7 @@
-from app.consultation.protocol import guest_key
 from app.extensions import db
+from app.roles import member_key
 from app.timeutil import utcnow
 
-STAFF = "staff"
-PATIENT = "patient"
-GUEST = "guest"  # a further participant of a group call (app/patients/models.py::Participant)
 MAX_TEXT = 2000
 
 
@@ -26,7 +23,7 @@ class ChatMessage(db.Model):
     appointment_id = db.Column(
         db.Integer, db.ForeignKey("appointment.id", ondelete="CASCADE"), nullable=False
     )
-    sender = db.Column(db.String(10), nullable=False)
+    sender = db.Column(db.String(10), nullable=False)  # a Role
     # Which staff member wrote it; kept as NULL when the staff account goes.
     staff_id = db.Column(db.Integer, db.ForeignKey("staff.id", ondelete="SET NULL"))
     # Which guest wrote it; NULL once that participant is removed (shown as a removed participant).
@@ -40,7 +37,6 @@ class ChatMessage(db.Model):
 
     @property
     def sender_key(self):
-        """The writer's key as in the call (docs/signalling.md): staff, patient, guest-<id>."""
-        if self.sender == GUEST:
-            return guest_key(self.participant_id) if self.participant_id is not None else GUEST
-        return self.sender
+        """The writer's key as in the call (docs/signalling.md): staff, patient, guest-<id>
+        (or "guest" once that participant is removed)."""
+        return member_key(self.sender, self.participant_id)

@@ -1,221 +1,38 @@
-"""The signalling service: who may connect, the call state machine, relaying, ICE servers.
+"""The signalling socket loop (docs/signalling.md): one websocket per open page.
 
-One websocket per open page. Each socket subscribes to its own channel
-(``appointment:<id>:staff|patient``) and publishes to the other side's; the hub never
-lets a socket name another appointment, so no socket can reach another call.
+Each socket subscribes to its own role's channel of its appointment and reaches the
+others through ``hub.broadcast``; the hub never lets a socket name another
+appointment, so no socket can reach another call. Who may connect is decided in
+identity.py, the call's states in calls.py, group calls in group.py.
 """
-import base64
-import hashlib
-import hmac
 import itertools
 import json
 import logging
 import threading
-import time
-from dataclasses import dataclass
 
 from flask import current_app
 from flask_babel import gettext as _
-from flask_login import current_user
-from werkzeug.exceptions import NotFound
 
-from app.consultation import group, protocol, relay
-from app.consultation.hub import (
-    ACCEPTED, DECLINED, ENDED, IDLE, OFFLINE, RINGING, InProcessHub, channel, publish_state,
-)
-from app.consultation.hub import ring_timed_out as _ring_timeout  # noqa: F401 - tests call it
-from app.extensions import db
-from app.tariffs import FEATURE_MESSAGES, TARIFFS, has_feature
-from app.web import same_origin_socket
+from app.consultation import calls, group, protocol, relay
+from app.consultation.ice import ice_servers
+from app.extensions import db, hub
+from app.hub import ACCEPTED, RINGING, channel
+from app.roles import Role
+from app.tariffs import FEATURE_MESSAGES
+from logfmt import IdLogger
 
 log = logging.getLogger(__name__)
 
-HUB_KEY = "sprechzimmer.hub"
-_hub_lock = threading.Lock()
 _connection_ids = itertools.count(1)
 # simple-websocket 1.1.0 wakes receive() before it marks an oversized frame's socket
 # closed, so a receive() without timeout can wait forever; look again this often.
 RECEIVE_POLL_SECONDS = 2
 
-# (role, message type) -> (states it may leave, state it leads to)
-TRANSITIONS = {
-    ("staff", "cancel"): ({RINGING}, IDLE),
-    ("staff", "hangup"): ({RINGING, ACCEPTED}, ENDED),
-    ("patient", "accept"): ({RINGING}, ACCEPTED),
-    ("patient", "decline"): ({RINGING}, DECLINED),
-    ("patient", "hangup"): ({ACCEPTED}, ENDED),
-}
-
-
-def get_hub(app=None):
-    app = app or current_app._get_current_object()
-    hub = app.extensions.get(HUB_KEY)
-    if hub is None:
-        with _hub_lock:
-            hub = app.extensions.get(HUB_KEY)
-            if hub is None:
-                hub = app.extensions[HUB_KEY] = _make_hub(app.config)
-    return hub
-
-
-def _make_hub(config):
-    url = config.get("HUB_URL")
-    if not url:
-        return InProcessHub()
-    from app.consultation.redis_hub import RedisHub
-
-    return RedisHub(url, prefix=config.get("HUB_PREFIX") or "sprechzimmer:")
-
 
 def other(role):
-    return protocol.PATIENT if role == protocol.STAFF else protocol.STAFF
+    """The other side of a 1:1 call (a guest's other side is the practice)."""
+    return Role.PATIENT if role == Role.STAFF else Role.STAFF
 
-
-# -- ICE servers ---------------------------------------------------------------------
-
-def _urls(value):
-    return [u.strip() for u in (value or "").split(",") if u.strip()]
-
-
-def ice_servers(config, appointment_id, now=None):
-    """STUN as configured; TURN with coturn's time-limited shared-secret credentials."""
-    servers = []
-    stun = _urls(config.get("ICE_STUN_URLS"))
-    if stun:
-        servers.append({"urls": stun})
-    turn = _urls(config.get("TURN_URLS"))
-    secret = config.get("TURN_SECRET")
-    if turn and secret:
-        expiry = int(now if now is not None else time.time()) + int(config["TURN_TTL_SECONDS"])
-        username = f"{expiry}:{appointment_id}"
-        digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
-        servers.append({"urls": turn, "username": username,
-                        "credential": base64.b64encode(digest).decode("ascii")})
-    return servers
-
-
-# -- call state ------------------------------------------------------------------------
-
-def ring(hub, appointment_id, timeout_seconds):
-    """Ring the patient's open pages, or note that none is open. Returns the state.
-
-    Ringing or connected calls are left alone: a second click or a reloaded call page
-    must not ring twice or break a running call.
-    """
-    while True:
-        current = hub.call_state(appointment_id)
-        if current.state in (RINGING, ACCEPTED):
-            return current
-        online = hub.subscribers(channel(appointment_id, protocol.PATIENT)) > 0
-        new = hub.compare_and_set(appointment_id, current, RINGING if online else OFFLINE)
-        if new is not None:
-            break
-    log.info("appointment %s: %s", appointment_id, new.state)
-    publish_state(hub, appointment_id, new.state)
-    if new.state == RINGING:
-        hub.time_out_ring(appointment_id, new, timeout_seconds)
-    return new
-
-
-def transition(hub, appointment_id, allowed_from, target, group_calls=False):
-    """Move to ``target`` from one of ``allowed_from``; the new state or None."""
-    while True:
-        current = hub.call_state(appointment_id)
-        if current.state not in allowed_from:
-            return None
-        new = hub.compare_and_set(appointment_id, current, target)
-        if new is not None:
-            log.info("appointment %s: %s", appointment_id, target)
-            if target == ENDED and group_calls:
-                group.end(appointment_id)
-            publish_state(hub, appointment_id, target)
-            return new
-
-
-def ring_now(appointment):
-    """"Anruf starten" over HTTP: ring at once, before the call page has its socket."""
-    return ring(get_hub(), appointment.id, current_app.config["RING_TIMEOUT_SECONDS"])
-
-
-def appointment_deleted(appointment_id, app=None):
-    """Tell the appointment's open pages and close their sockets (after the commit)."""
-    hub = get_hub(app)
-    message = {"type": "appointment-deleted"}
-    hub.publish(channel(appointment_id, protocol.STAFF), message)
-    hub.publish(channel(appointment_id, protocol.PATIENT), message)
-    hub.publish(channel(appointment_id, protocol.GUEST), message)
-    hub.reset(appointment_id)
-    relay.close_room(appointment_id)
-
-
-def participant_removed(appointment_id, participant_id, app=None):
-    """Close the removed guest's pages (after the commit); other guests ignore it."""
-    get_hub(app).publish(channel(appointment_id, protocol.GUEST),
-                         {"type": "participant-removed", "participant_id": participant_id})
-
-
-# -- who connects --------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Identity:
-    role: str
-    appointment_id: int
-    practice_id: int
-    screen_sharing: bool
-    # The tariff's limit; more than two means group calls through the relay.
-    max_participants: int = 2
-    # Guests only: who they are.
-    participant_id: int | None = None
-    display_name: str | None = None
-
-    @property
-    def group_calls(self):
-        return self.max_participants > 2
-
-    @property
-    def key(self):
-        return group.key_for(self)
-
-
-def _max_participants(practice):
-    tariff = TARIFFS.get(practice.tariff)
-    return tariff.max_participants if tariff else 2
-
-
-def staff_identity(appointment_id):
-    from app.patients.services import get_appointment
-
-    if not same_origin_socket() or not current_user.is_authenticated:
-        return None
-    practice = current_user.practice
-    try:
-        appointment = get_appointment(practice, appointment_id)
-    except NotFound:
-        return None
-    return Identity(protocol.STAFF, appointment.id, practice.id, has_feature(practice, "screen_sharing"),
-                    _max_participants(practice))
-
-
-def patient_identity():
-    from app.auth.models import Practice
-    from app.consultation.services import current_visitor
-
-    if not same_origin_socket():
-        return None
-    visitor = current_visitor()
-    if visitor is None:
-        return None
-    appointment = visitor.appointment
-    practice = db.session.get(Practice, appointment.practice_id)
-    screen_sharing = has_feature(practice, "screen_sharing")
-    limit = _max_participants(practice)
-    if visitor.participant is not None:
-        return Identity(protocol.GUEST, appointment.id, practice.id, screen_sharing, limit,
-                        visitor.participant.id, visitor.display_name)
-    return Identity(protocol.PATIENT, appointment.id, practice.id, screen_sharing, limit)
-
-
-# -- one socket --------------------------------------------------------------------------
 
 def _ignore(message):
     pass
@@ -245,13 +62,11 @@ class Connection:
         # This socket's page joined the relay: leave it when the socket goes.
         self.in_relay = False
         aid = identity.appointment_id
-        self.guest = identity.role == protocol.GUEST
+        self.guest = identity.role == Role.GUEST
+        self.peer = other(identity.role)
         self.own_channel = channel(aid, identity.role)
-        self.peer_channel = channel(aid, other(identity.role))
-
-    def _log(self, message, *args):
-        log.info("ws %s appointment %s %s: " + message, self.id, self.identity.appointment_id,
-                 self.identity.role, *args)
+        self.peer_channel = channel(aid, self.peer)
+        self.log = IdLogger(log, ws=self.id, appointment=aid, role=identity.role)
 
     def send(self, message):
         with self.send_lock:
@@ -263,7 +78,7 @@ class Connection:
         try:
             self.ws.send(json.dumps(message))
         except Exception as exc:  # noqa: BLE001 - a broken socket must not break its publisher
-            self._log("send failed (%s)", type(exc).__name__)
+            self.log.info("send failed error=%s", type(exc).__name__)
             self.closed = True
 
     def close(self, code=1000, reason=None):
@@ -285,12 +100,12 @@ class Connection:
         if message.get("type") == "participant-removed":
             if message["participant_id"] == self.identity.participant_id:
                 self.send(message)
-                self._log("participant removed, closing")
+                self.log.info("closing reason=participant-removed")
                 self.close(1000, "participant removed")
             return
         self.send(message)
         if message.get("type") == "appointment-deleted":
-            self._log("appointment deleted, closing")
+            self.log.info("closing reason=appointment-deleted")
             self.close(1000, "appointment deleted")
 
     def open(self):
@@ -310,7 +125,8 @@ class Connection:
             "relay": self.identity.group_calls and state == ACCEPTED and group.is_active(aid),
         }
         if self.guest:
-            welcome["participant"] = {"id": self.identity.participant_id, "name": self.identity.display_name}
+            welcome["participant"] = {"id": self.identity.participant_id,
+                                      "name": self.identity.display_name}
         with self.send_lock:
             self.subscription = self.hub.subscribe(self.own_channel, self.deliver)
             if self.guest:
@@ -318,8 +134,8 @@ class Connection:
             welcome["peer_online"] = self.hub.subscribers(self.peer_channel) > 0
             self._send_locked(welcome)
         if not self.guest:
-            self.hub.publish(self.peer_channel, {"type": "presence", "peer_online": True})
-        self._log("connected")
+            self.hub.broadcast(aid, {"type": "presence", "peer_online": True}, roles=(self.peer,))
+        self.log.info("connected")
 
     def cleanup(self):
         aid = self.identity.appointment_id
@@ -333,16 +149,16 @@ class Connection:
                 group.publish_roster(self.hub, aid)
         if self.guest:
             # The 1:1 call neither sees guests come and go nor resets for them.
-            self._log("disconnected")
+            self.log.info("disconnected")
             return
         online = self.hub.subscribers(self.own_channel) > 0
-        self.hub.publish(self.peer_channel, {"type": "presence", "peer_online": online})
+        self.hub.broadcast(aid, {"type": "presence", "peer_online": online}, roles=(self.peer,))
         if not online and self.hub.subscribers(self.peer_channel) == 0:
             # Nobody is left on this appointment: the next page starts from idle.
             self.hub.reset(aid)
             if self.identity.group_calls:
                 group.end(aid)
-        self._log("disconnected")
+        self.log.info("disconnected")
 
     def run(self):
         while not self.closed:
@@ -352,7 +168,7 @@ class Connection:
                     return
                 continue
             if not self.bucket.take():
-                self._log("rate limit exceeded, closing")
+                self.log.info("closing reason=rate-limit")
                 self.send({"type": "error", "code": "rate",
                            "message": _("Zu viele Nachrichten. Die Verbindung wird neu aufgebaut.")})
                 self.close(protocol.CLOSE_POLICY, "rate limit")
@@ -360,7 +176,7 @@ class Connection:
             try:
                 message = protocol.parse(raw, self.identity.role)
             except protocol.ProtocolError as exc:
-                self._log("protocol error: %s, closing", exc.reason)
+                self.log.info("closing reason=protocol-error error=%r", exc.reason)
                 self.close(exc.close_code, exc.reason)
                 return
             self.handle(message)
@@ -369,7 +185,7 @@ class Connection:
         message = {"type": "error", "code": code, "message": str(text)}
         self.send(message)
         if tell_staff:  # a guest's join failed: the practice must know why
-            self.hub.publish(channel(self.identity.appointment_id, protocol.STAFF), message)
+            self.hub.broadcast(self.identity.appointment_id, message, roles=(Role.STAFF,))
 
     def not_now(self, text, state):
         self.error("invalid", text)
@@ -388,17 +204,18 @@ class Connection:
             self.guest_control(kind)
             return
         if kind == "ring":
-            state = ring(self.hub, aid, self.config["RING_TIMEOUT_SECONDS"])
+            state = calls.ring(self.hub, aid, self.config["RING_TIMEOUT_SECONDS"])
             if state.state in (RINGING, ACCEPTED):
                 # Already so before: this page (perhaps reloaded) still wants to know.
                 self.send({"type": "call-state", "state": state.state})
             return
-        if (role, kind) in TRANSITIONS:
-            allowed_from, target = TRANSITIONS[(role, kind)]
-            if transition(self.hub, aid, allowed_from, target, self.identity.group_calls) is None:
+        if (role, kind) in calls.TRANSITIONS:
+            allowed_from, target = calls.TRANSITIONS[(role, kind)]
+            if calls.transition(self.hub, aid, allowed_from, target,
+                                self.identity.group_calls) is None:
                 self.not_now(_("Das ist im Moment nicht möglich."), self.hub.call_state(aid).state)
             return
-        self.hub.publish(self.peer_channel, message)
+        self.hub.broadcast(aid, message, roles=(self.peer,))
 
     def media_message(self, message):
         """Camera, microphone and screen state go to everyone else in the call."""
@@ -407,9 +224,9 @@ class Connection:
                 self.error("tariff", FEATURE_MESSAGES["screen_sharing"])
                 return
         message = {**message, "from": self.identity.key}
-        for role in group.CHANNELS:
-            if role != self.identity.role or role == protocol.GUEST:
-                self.hub.publish(channel(self.identity.appointment_id, role), message)
+        # Other guests share the guests' channel; deliver() drops the sender's own.
+        others = [role for role in Role if role != self.identity.role or role == Role.GUEST]
+        self.hub.broadcast(self.identity.appointment_id, message, roles=others)
         if message["type"] == "screen-share" and message["active"]:
             self.send({"type": "screen-share-ok"})
 
@@ -426,18 +243,19 @@ class Connection:
         # accept: join the running call, which moves it to the relay.
         state = self.hub.call_state(aid).state
         if state != ACCEPTED:
-            self.not_now(_("Das Gespräch hat noch nicht begonnen. Bitte warten Sie, bis die Praxis anruft."), state)
+            self.not_now(_("Das Gespräch hat noch nicht begonnen. Bitte warten Sie, bis die "
+                           "Praxis anruft."), state)
             return
         if not self.identity.group_calls:
-            self.error("tariff", _("Der Tarif der Praxis erlaubt keine weiteren Personen in diesem Anruf."),
-                       tell_staff=True)
+            self.error("tariff", _("Der Tarif der Praxis erlaubt keine weiteren Personen in "
+                                   "diesem Anruf."), tell_staff=True)
             return
         try:
             group.start(self.identity)
         except relay.RelayError as exc:
             self.error("relay", exc.message, tell_staff=True)
             return
-        group.publish_all(self.hub, aid, {"type": "relay", "active": True})
+        self.hub.broadcast(aid, {"type": "relay", "active": True})
 
     def relay_offer(self, sdp):
         aid = self.identity.appointment_id
@@ -468,7 +286,7 @@ def serve(ws, identity):
         return
     # The socket lives for the whole consultation: give the database connection back now.
     db.session.close()
-    connection = Connection(ws, identity, get_hub(), current_app.config)
+    connection = Connection(ws, identity, hub.get(), current_app.config)
     connection.open()
     try:
         connection.run()

@@ -26,7 +26,7 @@ import uuid
 
 import redis
 
-from app.consultation.hub import IDLE, RINGING, STATES, CallState, Hub, Subscription, ring_timed_out
+from app.hub.base import IDLE, RINGING, STATES, CallState, Hub, Subscription, ring_timed_out
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class RedisHub(Hub):
         self._stopped = threading.Event()
         self._next_heartbeat = 0.0
         self._next_poll = 0.0
-        # Started here, after gunicorn forked: get_hub() builds the hub at first use.
+        # Started here, after gunicorn forked: hub.get() builds the hub at first use.
         self._listener = threading.Thread(target=self._listen, name="redis-hub", daemon=True)
         self._listener.start()
 
@@ -228,7 +228,7 @@ class RedisHub(Hub):
                 # redis-py reconnects and subscribes again on the next call.
                 log.warning("hub: Redis unavailable (%s), retrying", type(exc).__name__)
                 self._stopped.wait(1)
-            except Exception:  # noqa: BLE001 - one bad delivery must not stop every call
+            except Exception:  # one bad delivery must not stop every call
                 log.exception("hub: listener error")
 
     def _dispatch(self, message):
@@ -256,7 +256,7 @@ class RedisHub(Hub):
             for subscription in targets:
                 try:
                     subscription.deliver(payload)
-                except Exception:  # noqa: BLE001 - the others still get it
+                except Exception:  # the others still get it
                     log.exception("hub: delivery failed")
 
     def _housekeeping(self):

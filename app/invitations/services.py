@@ -1,13 +1,15 @@
 import logging
 
 from flask import current_app, render_template
+from flask_babel import gettext as _
 
-from app.consultation.tokens import JOIN_PATH, new_token
+from app.auth.models import Practice
 from app.extensions import db
 from app.invitations import crypto, email
 from app.invitations.models import FAILED, PENDING, OutboxMessage
 from app.tariffs import has_feature
 from app.timeutil import to_local
+from app.tokens import JOIN_PATH, new_token
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +26,6 @@ def sms_configured() -> bool:
 
 def sms_available(practice):
     """(available, reason): SMS needs the tariff and Vonage credentials."""
-    from flask_babel import gettext as _
-
     if not has_feature(practice, "sms"):
         return False, _("SMS-Einladungen sind in den Tarifen Standard und Premium enthalten.")
     if not sms_configured():
@@ -81,7 +81,7 @@ def resend_participant_invitation(participant, channel):
                 message.payload = crypto.seal({"token": token})
     queue_invitation(participant.appointment, token, [channel], participant=participant)
     db.session.commit()
-    log.info("appointment %s: participant %s gets a new link by %s",
+    log.info("participant link renewed appointment=%s participant=%s channel=%s",
              participant.appointment_id, participant.id, channel)
 
 
@@ -133,8 +133,6 @@ def _queue_cancellation_to(person, messages, appointment, practice, removed=Fals
 
 
 def _practice(appointment):
-    from app.auth.models import Practice
-
     return db.session.get(Practice, appointment.practice_id)
 
 

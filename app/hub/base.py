@@ -1,0 +1,167 @@
+"""The hub's interface, the call states it stores, and the hub of one process.
+
+Channels are ``appointment:<id>:<role>`` (one per ``Role``) and
+``appointment:<id>:<guest key>`` (one guest's own pages, for presence).
+"""
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from app.roles import Role
+
+log = logging.getLogger(__name__)
+
+IDLE = "idle"
+OFFLINE = "offline"
+RINGING = "ringing"
+ACCEPTED = "accepted"
+DECLINED = "declined"
+TIMEOUT = "timeout"
+ENDED = "ended"
+STATES = (IDLE, OFFLINE, RINGING, ACCEPTED, DECLINED, TIMEOUT, ENDED)
+
+EVERYONE = tuple(Role)
+
+
+def channel(appointment_id: int, key: str) -> str:
+    """``key`` is a role or a guest's key."""
+    return f"appointment:{appointment_id}:{key}"
+
+
+@dataclass(frozen=True)
+class CallState:
+    state: str = IDLE
+    # Bumped on every change, so a late ring timer cannot end a newer ring.
+    version: int = 0
+
+
+def ring_timed_out(hub, appointment_id, ringing):
+    """Time out this very ring; the version tells it from a later one, so only one caller wins."""
+    if hub.compare_and_set(appointment_id, ringing, TIMEOUT) is not None:
+        log.info("call state appointment=%s state=%s", appointment_id, TIMEOUT)
+        hub.broadcast(appointment_id, {"type": "call-state", "state": TIMEOUT})
+
+
+class Subscription(ABC):
+    @abstractmethod
+    def close(self):
+        """Stop delivering; safe to call more than once."""
+
+
+class Hub(ABC):
+    @abstractmethod
+    def subscribe(self, channel: str, deliver: Callable[[dict], None]) -> Subscription:
+        """Call ``deliver(message)`` for every message published to the channel.
+
+        ``deliver`` runs in the publisher's thread (or the hub's listener thread) and must
+        not block for long.
+        """
+
+    @abstractmethod
+    def publish(self, channel: str, message: dict) -> int:
+        """Deliver to every subscriber of the channel; returns how many there were."""
+
+    @abstractmethod
+    def subscribers(self, channel: str) -> int:
+        """How many sockets listen on the channel now (presence)."""
+
+    @abstractmethod
+    def call_state(self, appointment_id: int) -> CallState:
+        ...
+
+    @abstractmethod
+    def compare_and_set(self, appointment_id: int, expected: CallState,
+                        state: str) -> CallState | None:
+        """Set ``state`` if the current state is still ``expected``; the new state or None."""
+
+    @abstractmethod
+    def reset(self, appointment_id: int):
+        """Back to idle (deleted, or nobody connected any more); the version keeps rising."""
+
+    def broadcast(self, appointment_id: int, message: dict,
+                  roles: Iterable[Role] = EVERYONE) -> dict[Role, int]:
+        """Publish to the channels of these roles of one appointment; how many sockets
+        of each role it reached."""
+        return {role: self.publish(channel(appointment_id, role), message) for role in roles}
+
+    def time_out_ring(self, appointment_id: int, ringing: CallState, seconds: float):
+        """Call ``ring_timed_out`` for this ring after ``seconds``: here a timer in this process."""
+        timer = threading.Timer(seconds, ring_timed_out, (self, appointment_id, ringing))
+        timer.daemon = True
+        timer.start()
+
+    @abstractmethod
+    def close(self):
+        """Let go of connections and threads (the app shuts down)."""
+
+
+class _InProcessSubscription(Subscription):
+    def __init__(self, hub, channel, deliver):
+        self.hub = hub
+        self.channel = channel
+        self.deliver = deliver
+
+    def close(self):
+        self.hub._unsubscribe(self)
+
+
+class InProcessHub(Hub):
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._channels: dict[str, list[_InProcessSubscription]] = {}
+        self._states: dict[int, CallState] = {}
+
+    def subscribe(self, channel, deliver):
+        subscription = _InProcessSubscription(self, channel, deliver)
+        with self._lock:
+            # Copy on write: publish iterates a snapshot without holding the lock.
+            self._channels[channel] = self._channels.get(channel, []) + [subscription]
+        return subscription
+
+    def _unsubscribe(self, subscription):
+        with self._lock:
+            remaining = [s for s in self._channels.get(subscription.channel, [])
+                         if s is not subscription]
+            if remaining:
+                self._channels[subscription.channel] = remaining
+            else:
+                self._channels.pop(subscription.channel, None)
+
+    def publish(self, channel, message):
+        with self._lock:
+            targets = self._channels.get(channel, [])
+        # Deliver outside the lock: a slow socket must not hold up every other channel.
+        for subscription in targets:
+            subscription.deliver(message)
+        return len(targets)
+
+    def subscribers(self, channel):
+        with self._lock:
+            return len(self._channels.get(channel, []))
+
+    def call_state(self, appointment_id):
+        with self._lock:
+            return self._states.get(appointment_id, CallState())
+
+    def compare_and_set(self, appointment_id, expected, state):
+        if state not in STATES:
+            raise ValueError(state)
+        with self._lock:
+            current = self._states.get(appointment_id, CallState())
+            if current != expected:
+                return None
+            new = CallState(state, current.version + 1)
+            self._states[appointment_id] = new
+            return new
+
+    def reset(self, appointment_id):
+        with self._lock:
+            current = self._states.get(appointment_id)
+            if current is not None:
+                # The version keeps rising so that a timer of an earlier ring stays harmless.
+                self._states[appointment_id] = CallState(IDLE, current.version + 1)
+
+    def close(self):
+        pass  # nothing outside this process to let go of

@@ -27,7 +27,7 @@ async def serve(config: RelayConfig, ready=None):
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     logger.info(
-        "media relay started control=http://%s:%d udp=%d-%d bind=%s announced=%s max_rooms=%d",
+        "media relay started control=%s:%d udp=%d-%d bind=%s announced=%s max_rooms=%d",
         config.control_host, config.control_port, config.udp_port_min, config.udp_port_max,
         ",".join(config.bind_ips), config.public_ip or "-", config.max_rooms,
     )

@@ -74,15 +74,15 @@ def _deliver_one(message_id):
         _retry_or_fail(message, str(exc))
     except Permanent as exc:
         _fail(message, str(exc))
-    except Exception as exc:  # noqa: BLE001 - one broken message must not stop the round
-        log.exception("outbox message=%s unexpected error", message.id)
+    except Exception as exc:  # one broken message must not stop the round
+        log.exception("outbox unexpected error message=%s", message.id)
         _retry_or_fail(message, f"unexpected {type(exc).__name__}")
     else:
         message.status = SENT
         message.sent_at = utcnow()
         message.last_error = None
         message.payload = None
-        log.info("outbox message=%s kind=%s channel=%s sent attempt=%s",
+        log.info("outbox sent message=%s kind=%s channel=%s attempt=%s",
                  message.id, message.kind, message.channel, message.attempts)
     db.session.commit()
 
@@ -94,7 +94,7 @@ def _retry_or_fail(message, error):
     base = timedelta(seconds=current_app.config["OUTBOX_BACKOFF_SECONDS"])
     message.next_attempt_at = utcnow() + min(base * 2 ** (message.attempts - 1), MAX_BACKOFF)
     message.last_error = error[:300]
-    log.warning("outbox message=%s channel=%s temporary failure attempt=%s: %s",
+    log.warning("outbox temporary failure message=%s channel=%s attempt=%s error=%r",
                 message.id, message.channel, message.attempts, error)
 
 
@@ -103,7 +103,7 @@ def _fail(message, error):
     message.permanent = True
     message.last_error = error[:300]
     message.payload = None
-    log.warning("outbox message=%s channel=%s failed for good after %s attempts: %s",
+    log.warning("outbox failed for good message=%s channel=%s attempts=%s error=%r",
                 message.id, message.channel, message.attempts, error)
 
 
@@ -173,7 +173,7 @@ def run_worker(stop=None):
     while stop is None or not stop.is_set():
         try:
             sent = deliver_due()
-        except Exception:  # noqa: BLE001 - keep delivering after a database hiccup
+        except Exception:  # keep delivering after a database hiccup
             log.exception("outbox round failed")
             db.session.rollback()
             sent = 0

@@ -43,7 +43,8 @@ def create_app(config_class=Config):
     )
     app.config.from_object(config_class)
     # url_for(..., _external=True) outside a request builds the patients' links' scheme.
-    app.config["PREFERRED_URL_SCHEME"] = "https" if app.config["PUBLIC_BASE_URL"].startswith("https:") else "http"
+    https = app.config["PUBLIC_BASE_URL"].startswith("https:")
+    app.config["PREFERRED_URL_SCHEME"] = "https" if https else "http"
     _check_secret_key(app)
     os.makedirs(app.instance_path, exist_ok=True)
     _configure_logging(app)

@@ -43,7 +43,9 @@ ERROR_MESSAGES = {
 def is_htmx() -> bool:
     if not has_request_context():
         return False
-    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
+    headers = request.headers
+    return (headers.get("HX-Request") == "true"
+            and headers.get("HX-History-Restore-Request") != "true")
 
 
 def toast(message, level="success"):
@@ -54,7 +56,8 @@ def toast(message, level="success"):
 def render(page, fragment, status=200, headers=None, **context):
     """The whole page for a normal request, only the fragment for HTMX."""
     if is_htmx():
-        body = render_template(fragment, **context) + render_template("_toasts.html", toasts=g.get("toasts", []), oob=True)
+        toasts = render_template("_toasts.html", toasts=g.get("toasts", []), oob=True)
+        body = render_template(fragment, **context) + toasts
     else:
         body = render_template(page, fragment=fragment, **context)
     response_headers = {"Vary": "HX-Request"}
@@ -76,7 +79,8 @@ def _origin_of(url):
 def own_origins():
     """This app's origins: as the request reached it (behind a trusted proxy: as the
     browser saw it) and as PUBLIC_BASE_URL names it."""
-    return {f"{request.scheme}://{request.host}".lower(), _origin_of(current_app.config["PUBLIC_BASE_URL"])}
+    return {f"{request.scheme}://{request.host}".lower(),
+            _origin_of(current_app.config["PUBLIC_BASE_URL"])}
 
 
 def same_origin_socket():
@@ -120,7 +124,8 @@ class TrustedProxy:
     def __init__(self, wsgi_app, allowed):
         entries = [entry.strip() for entry in allowed.split(",") if entry.strip()]
         self.any = "*" in entries
-        self.networks = [ipaddress.ip_network(entry, strict=False) for entry in entries if entry != "*"]
+        self.networks = [ipaddress.ip_network(entry, strict=False)
+                         for entry in entries if entry != "*"]
         self.plain = wsgi_app
         self.fixed = ProxyFix(wsgi_app, x_for=1, x_proto=1, x_host=1)
 
@@ -175,7 +180,8 @@ def init_app(app):
         if is_htmx():
             page = urlsplit(request.headers.get("HX-Current-URL", "")).path or None
             return "", 401, {"HX-Redirect": url_for("auth.login", next=page)}
-        return redirect(url_for("auth.login", next=request.path if request.method == "GET" else None))
+        page = request.path if request.method == "GET" else None
+        return redirect(url_for("auth.login", next=page))
 
     @app.after_request
     def security_headers(response):

@@ -96,7 +96,8 @@ class Room:
             if slot.kind == publication.kind and slot.publication is None:
                 slot.attach(publication)
                 return
-        subscriber.log.info("no free slot kind=%s publisher=%s", publication.kind, publication.owner.id)
+        subscriber.log.info("no free slot kind=%s publisher=%s",
+                            publication.kind, publication.owner.id)
 
     def status(self):
         return {
@@ -120,13 +121,15 @@ class Relay:
         max_participants = max_participants or self.config.max_participants
         if not ID_PATTERN.match(str(room_id)):
             raise Refused(400, "bad_room_id")
-        if not isinstance(max_participants, int) or not 2 <= max_participants <= self.config.max_participants:
+        limit = self.config.max_participants
+        if not isinstance(max_participants, int) or not 2 <= max_participants <= limit:
             raise Refused(400, "bad_max_participants")
         room = self.rooms.get(room_id)
         if room is not None:
             return room, False
         if len(self.rooms) >= self.config.max_rooms:
-            logger.warning("refused room reason=relay_full room=%s rooms=%d", room_id, len(self.rooms))
+            logger.warning("refused room reason=relay_full room=%s rooms=%d",
+                           room_id, len(self.rooms))
             raise Refused(503, "relay_full")
         room = self.rooms[room_id] = Room(room_id, max_participants)
         logger.info("room created room=%s max_peers=%d", room_id, max_participants)
@@ -166,14 +169,14 @@ class Relay:
         except UnsupportedCodec as exc:
             peer.log.info("refused reason=unsupported_codec kind=%s", exc)
             await self._remove(peer)
-            raise Refused(400, "unsupported_codec")
+            raise Refused(400, "unsupported_codec") from None
         except Refused:
             await self._remove(peer)
             raise
         except Exception as exc:  # aiortc raises many kinds on a malformed offer
             peer.log.info("refused reason=bad_offer error=%s", type(exc).__name__)
             await self._remove(peer)
-            raise Refused(400, "bad_offer")
+            raise Refused(400, "bad_offer") from exc
         answer = pc.localDescription.sdp
         if "a=candidate:" not in answer:
             peer.log.warning("refused reason=no_udp_port")

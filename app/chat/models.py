@@ -6,17 +6,20 @@ MAX_TEXT = 2000
 
 
 class ChatMessage(db.Model):
-    """One message in an appointment's chat (practice, patient, guests); goes with the appointment."""
+    """One message in an appointment's chat (practice, patient, guests); goes with the
+    appointment."""
 
     __table_args__ = (
         # participant_id only on guests' messages; it may be NULL there too once the
         # participant is removed (the message stays in the practice's record).
         db.CheckConstraint(
-            "sender IN ('staff', 'patient', 'guest') AND (participant_id IS NULL OR sender = 'guest')",
+            "sender IN ('staff', 'patient', 'guest') "
+            "AND (participant_id IS NULL OR sender = 'guest')",
             name="sender",
         ),
         # Serves the history (by appointment) and the unread badges of the Patienten list.
-        db.Index("ix_chat_message_appointment_unread", "appointment_id", "sender", "read_by_staff_at"),
+        db.Index("ix_chat_message_appointment_unread",
+                 "appointment_id", "sender", "read_by_staff_at"),
     )
 
     id = db.Column(db.Integer, primary_key=True)
@@ -27,7 +30,9 @@ class ChatMessage(db.Model):
     # Which staff member wrote it; kept as NULL when the staff account goes.
     staff_id = db.Column(db.Integer, db.ForeignKey("staff.id", ondelete="SET NULL"))
     # Which guest wrote it; NULL once that participant is removed (shown as a removed participant).
-    participant_id = db.Column(db.Integer, db.ForeignKey("participant.id", ondelete="SET NULL"), index=True)
+    participant_id = db.Column(
+        db.Integer, db.ForeignKey("participant.id", ondelete="SET NULL"), index=True
+    )
     text = db.Column(db.String(MAX_TEXT), nullable=False)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)  # UTC
     read_by_staff_at = db.Column(db.DateTime)

@@ -37,10 +37,11 @@ def _send_key():
 def _send(appointment, practice, role, staff=None, participant=None):
     form = ChatForm()
     if not form.validate():
-        return render("chat/conversation.html", "chat/_form.html", status=422, appointment=appointment,
-                      practice=practice, role=role, form=form,
+        return render("chat/conversation.html", "chat/_form.html", status=422,
+                      appointment=appointment, practice=practice, role=role, form=form,
                       messages=services.history(appointment, role, participant))
-    services.post_message(appointment, practice, role, form.text.data, staff=staff, participant=participant)
+    services.post_message(appointment, practice, role, form.text.data, staff=staff,
+                          participant=participant)
     if role == Role.STAFF and not is_htmx():
         return redirect(url_for("chat.conversation", appointment_id=appointment.id), 303)
     # An empty form; the message itself reaches every page (the sender's too) over the sockets.
@@ -54,8 +55,9 @@ def _send(appointment, practice, role, staff=None, participant=None):
 def conversation(appointment_id):
     practice = current_practice()
     appointment = load_in_practice(Appointment, appointment_id, practice)
-    return render_template("chat/conversation.html", appointment=appointment, practice=practice, role=Role.STAFF,
-                           form=ChatForm(formdata=None), messages=services.history(appointment, Role.STAFF),
+    return render_template("chat/conversation.html", appointment=appointment, practice=practice,
+                           role=Role.STAFF, form=ChatForm(formdata=None),
+                           messages=services.history(appointment, Role.STAFF),
                            viewer_key=Role.STAFF)
 
 
@@ -63,7 +65,8 @@ def conversation(appointment_id):
 @login_required
 def messages(appointment_id):
     appointment = load_in_practice(Appointment, appointment_id, current_practice())
-    return render_template("chat/_messages.html", messages=services.history(appointment, Role.STAFF),
+    return render_template("chat/_messages.html",
+                           messages=services.history(appointment, Role.STAFF),
                            practice=current_practice(), viewer_key=Role.STAFF)
 
 
@@ -83,9 +86,9 @@ def patient_messages():
     if visitor is None:
         return error_page(404, _("Dieser Link ist nicht (mehr) gültig."))
     practice = db.session.get(Practice, visitor.appointment.practice_id)
-    role = visitor.role
     return render_template("chat/_messages.html", practice=practice, viewer_key=visitor.key,
-                           messages=services.history(visitor.appointment, role, visitor.participant))
+                           messages=services.history(visitor.appointment, visitor.role,
+                                                     visitor.participant))
 
 
 @bp.route("/sprechstunde/chat/nachrichten", methods=["POST"])

@@ -33,8 +33,9 @@ def history(appointment, reader, participant=None):
         query = query.where(ChatMessage.created_at >= participant.created_at)
     messages = db.session.execute(query).scalars().all()
     if reader in READ_COLUMN:
-        _mark_read([m.id for m in messages if m.sender != reader and getattr(m, READ_COLUMN[reader]) is None],
-                   reader)
+        unread = [m.id for m in messages
+                  if m.sender != reader and getattr(m, READ_COLUMN[reader]) is None]
+        _mark_read(unread, reader)
     return messages
 
 
@@ -42,18 +43,21 @@ def _mark_read(ids, reader):
     if not ids:
         return
     db.session.execute(
-        db.update(ChatMessage).where(ChatMessage.id.in_(ids)).values({READ_COLUMN[reader]: utcnow()})
+        db.update(ChatMessage).where(ChatMessage.id.in_(ids))
+        .values({READ_COLUMN[reader]: utcnow()})
     )
     db.session.commit()
 
 
 def render_message(message, practice, viewer_key=None):
     """One <li>; ``viewer_key`` (staff, patient, guest-<id>) marks the reader's own messages."""
-    return render_template("chat/_message.html", m=message, practice=practice, viewer_key=viewer_key)
+    return render_template("chat/_message.html", m=message, practice=practice,
+                           viewer_key=viewer_key)
 
 
 def post_message(appointment, practice, sender, text, staff=None, participant=None):
-    """Store, then send the fragment to every side's sockets (the sender's page lists it from there).
+    """Store, then send the fragment to every side's sockets (the sender's page lists it
+    from there).
 
     Only new messages are published, so a guest's socket never gets one from before the
     guest was added. The payload carries the writer's key in ``sender_key``, not in
@@ -90,7 +94,8 @@ def unread_by_staff(appointments):
         return {}
     rows = db.session.execute(
         db.select(ChatMessage.appointment_id, func.count())
-        .where(ChatMessage.appointment_id.in_(appointment_ids), ChatMessage.sender.in_((Role.PATIENT, Role.GUEST)),
+        .where(ChatMessage.appointment_id.in_(appointment_ids),
+               ChatMessage.sender.in_((Role.PATIENT, Role.GUEST)),
                ChatMessage.read_by_staff_at.is_(None))
         .group_by(ChatMessage.appointment_id)
     ).all()

@@ -68,7 +68,8 @@ def roster(appointment_id):
         role = key if key in (Role.STAFF, Role.PATIENT) else Role.GUEST
         participants.append({"key": key, "name": names.get(key, ""), "role": role})
         slots[key] = {s["mid"]: s["participant"] for s in member["slots"] if s["participant"]}
-    return {"type": "roster", "version": room.get("version", 0), "participants": participants, "slots": slots}
+    return {"type": "roster", "version": room.get("version", 0), "participants": participants,
+            "slots": slots}
 
 
 def publish_roster(hub, appointment_id):

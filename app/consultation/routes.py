@@ -42,8 +42,10 @@ def _patient_page(template):
         return _invalid_link()
     appointment = visitor.appointment
     practice = db.session.get(Practice, appointment.practice_id)
-    return render_template(template, visitor=visitor, guest=visitor.participant is not None, **_call_context(
-        appointment, practice, Role.PATIENT, url_for("consultation.patient_socket")))
+    context = _call_context(appointment, practice, Role.PATIENT,
+                            url_for("consultation.patient_socket"))
+    return render_template(template, visitor=visitor, guest=visitor.participant is not None,
+                           **context)
 
 
 @bp.route("/sprechstunde/geraetetest")

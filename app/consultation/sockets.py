@@ -169,8 +169,8 @@ class Connection:
                 continue
             if not self.bucket.take():
                 self.log.info("closing reason=rate-limit")
-                self.send({"type": "error", "code": "rate",
-                           "message": _("Zu viele Nachrichten. Die Verbindung wird neu aufgebaut.")})
+                text = _("Zu viele Nachrichten. Die Verbindung wird neu aufgebaut.")
+                self.send({"type": "error", "code": "rate", "message": text})
                 self.close(protocol.CLOSE_POLICY, "rate limit")
                 return
             try:

@@ -78,7 +78,9 @@ def current_visitor():
     data = session.get(SESSION_KEY)
     if not isinstance(data, dict):
         return None
-    appointment = db.session.get(Appointment, data.get("id")) if isinstance(data.get("id"), int) else None
+    appointment_id = data.get("id")
+    appointment = (db.session.get(Appointment, appointment_id)
+                   if isinstance(appointment_id, int) else None)
     if appointment is None or not link_valid(appointment):
         return None
     participant_id = data.get("participant_id")
@@ -86,7 +88,8 @@ def current_visitor():
         if appointment.token_hash != data.get("token_hash"):
             return None
         return Visitor(appointment)
-    participant = db.session.get(Participant, participant_id) if isinstance(participant_id, int) else None
+    participant = (db.session.get(Participant, participant_id)
+                   if isinstance(participant_id, int) else None)
     if (participant is None or participant.appointment_id != appointment.id
             or participant.token_hash != data.get("token_hash")):
         return None

@@ -110,13 +110,16 @@ def _participant_form(appointment):
 def _participants_context(practice):
     available, reason = invitations.sms_available(practice)
     return dict(participants_enabled=has_feature(practice, "participants"),
-                participant_form_for=_participant_form, participant_seats=tariff_of(practice).extra_participants,
-                sms_available=available, sms_reason=reason, invitations_of=invitations.delivery_states)
+                participant_form_for=_participant_form,
+                participant_seats=tariff_of(practice).extra_participants,
+                sms_available=available, sms_reason=reason,
+                invitations_of=invitations.delivery_states)
 
 
 def _participants_section(practice, appointment, form=None, status=200, form_error=None):
     return render("patients/index.html", "patients/_participants.html", status=status,
-                  a=appointment, participant_form=form or _participant_form(appointment), form_error=form_error,
+                  a=appointment, participant_form=form or _participant_form(appointment),
+                  form_error=form_error,
                   **_participants_context(practice), **_lists_for_page(practice))
 
 
@@ -136,26 +139,31 @@ def add_participant(appointment_id):
     if not valid:
         return _participants_section(practice, appointment, form, 422)
     try:
-        participant_services.add_participant(practice, current_user, appointment, form, str(CONSENT_TEXT))
+        participant_services.add_participant(practice, current_user, appointment, form,
+                                             str(CONSENT_TEXT))
     except participant_services.NoSeatLeft:
         tariff = tariff_of(practice)
-        message = _("Es können höchstens %(n)d Personen an einem Anruf teilnehmen: Sie, der Patient und "
-                    "%(extra)d weitere. Entfernen Sie zuerst einen Teilnehmer.",
+        message = _("Es können höchstens %(n)d Personen an einem Anruf teilnehmen: Sie, der "
+                    "Patient und %(extra)d weitere. Entfernen Sie zuerst einen Teilnehmer.",
                     n=tariff.max_participants, extra=tariff.extra_participants)
         return _participants_section(practice, appointment, form, 409, form_error=message)
     toast(_("Der Teilnehmer wurde hinzugefügt und eingeladen."), "success")
     return _participants_section(practice, appointment, status=201)
 
 
-@bp.route("/patienten/termine/<int:appointment_id>/teilnehmer/<int:participant_id>", methods=["DELETE"])
-@bp.route("/patienten/termine/<int:appointment_id>/teilnehmer/<int:participant_id>/entfernen", methods=["POST"])
+PARTICIPANT_URL = "/patienten/termine/<int:appointment_id>/teilnehmer/<int:participant_id>"
+
+
+@bp.route(PARTICIPANT_URL, methods=["DELETE"])
+@bp.route(PARTICIPANT_URL + "/entfernen", methods=["POST"])
 def remove_participant(appointment_id, participant_id):
     practice = current_practice()
     appointment = load_in_practice(Appointment, appointment_id, practice)
     participant = load_in_practice(Participant, participant_id, practice,
                                    appointment_id=appointment.id)
     participant_services.remove_participant(participant)
-    toast(_("Der Teilnehmer wurde entfernt. Sein Link ist ungültig und er wird informiert."), "info")
+    toast(_("Der Teilnehmer wurde entfernt. Sein Link ist ungültig und er wird informiert."),
+          "info")
     return _participants_section(practice, appointment)
 
 
@@ -179,13 +187,15 @@ def resend_participant(appointment_id, participant_id, channel):
 def _resend_refused(practice, channel, mobile):
     """The error answer for a channel this resend cannot use, or None."""
     if channel not in ("email", "sms"):
-        return render("patients/index.html", "_message.html", status=404, message=_("Unbekannter Versandweg."), level="error")
+        return render("patients/index.html", "_message.html", status=404,
+                      message=_("Unbekannter Versandweg."), level="error")
     if channel == "sms":
         available, reason = invitations.sms_available(practice)
         if not available or not mobile:
             status = 403 if not has_feature(practice, "sms") else 422
-            return render("patients/index.html", "_message.html", status=status,
-                          message=reason or _("Für die SMS-Einladung wird eine Mobilnummer benötigt."), level="error")
+            message = reason or _("Für die SMS-Einladung wird eine Mobilnummer benötigt.")
+            return render("patients/index.html", "_message.html", status=status, message=message,
+                          level="error")
     return None
 
 
@@ -197,19 +207,22 @@ def delivery(appointment_id):
     watch = invitations.delivery_states(appointment)
     polls = request.args.get("n", default=0, type=int)
     if any(m.status == PENDING and not m.last_error for m in watch) and polls < MAX_DELIVERY_POLLS:
-        return render("patients/index.html", "patients/_delivery_watch.html", appointment=appointment,
-                      watch=watch, n=polls)
+        return render("patients/index.html", "patients/_delivery_watch.html",
+                      appointment=appointment, watch=watch, n=polls)
     for message in watch:
         label = _("Einladungs-E-Mail") if message.channel == "email" else _("Einladungs-SMS")
         if message.status == SENT:
             toast(_("%(what)s wurde versendet.", what=label), "success")
         elif message.status == FAILED:
-            toast(_("%(what)s konnte nicht zugestellt werden. Bitte prüfen Sie die Adresse bzw. Nummer.", what=label), "error")
+            toast(_("%(what)s konnte nicht zugestellt werden. Bitte prüfen Sie die Adresse "
+                    "bzw. Nummer.", what=label), "error")
         else:
-            toast(_("%(what)s konnte noch nicht zugestellt werden; es wird automatisch erneut versucht.", what=label), "warning")
+            toast(_("%(what)s konnte noch nicht zugestellt werden; es wird automatisch erneut "
+                    "versucht.", what=label), "warning")
     # 286 tells htmx to stop polling.
     return render("patients/index.html", "patients/_delivery_done.html", status=286,
-                  headers={"HX-Trigger": "deliveries-changed"}, appointment=appointment, watch=watch)
+                  headers={"HX-Trigger": "deliveries-changed"}, appointment=appointment,
+                  watch=watch)
 
 
 @bp.route("/patienten/termine/<int:appointment_id>/erneut-senden/<channel>", methods=["POST"])
@@ -238,7 +251,8 @@ def delete_appointment(appointment_id):
     appointment = load_in_practice(Appointment, appointment_id, practice)
     contact_id = appointment.contact_id
     services.delete_appointment(appointment)
-    toast(_("Der Termin wurde gelöscht. Der Link ist ungültig und der Teilnehmer wird informiert."), "info")
+    toast(_("Der Termin wurde gelöscht. Der Link ist ungültig und der Teilnehmer wird "
+            "informiert."), "info")
     response = panel(contact_id)
     body, status, headers = response
     headers["HX-Trigger"] = "appointments-changed"

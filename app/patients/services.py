@@ -121,7 +121,8 @@ def appointment_lists(practice):
     upcoming = [a for a in candidates if a.ends_at > now]
     past = [a for a in candidates if a.ends_at <= now]
     past += db.session.execute(
-        base.where(Appointment.starts_at < horizon).order_by(Appointment.starts_at.desc()).limit(PAST_LIMIT)
+        base.where(Appointment.starts_at < horizon)
+        .order_by(Appointment.starts_at.desc()).limit(PAST_LIMIT)
     ).scalars().all()
     past.sort(key=lambda a: a.starts_at, reverse=True)
     return upcoming, past[:PAST_LIMIT]

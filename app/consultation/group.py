@@ -62,13 +62,14 @@ def roster(appointment_id):
     except relay.RelayError:
         return None
     names = _names(appointment_id)
-    participants, slots = [], {}
-    for member in room["participants"]:
-        key = member["participant"]
+    # The control API's and the roster's "participants" are the call's members (peers).
+    members, slots = [], {}
+    for peer in room["participants"]:
+        key = peer["participant"]
         role = key if key in (Role.STAFF, Role.PATIENT) else Role.GUEST
-        participants.append({"key": key, "name": names.get(key, ""), "role": role})
-        slots[key] = {s["mid"]: s["participant"] for s in member["slots"] if s["participant"]}
-    return {"type": "roster", "version": room.get("version", 0), "participants": participants,
+        members.append({"key": key, "name": names.get(key, ""), "role": role})
+        slots[key] = {s["mid"]: s["participant"] for s in peer["slots"] if s["participant"]}
+    return {"type": "roster", "version": room.get("version", 0), "participants": members,
             "slots": slots}
 
 

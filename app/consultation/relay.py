@@ -80,16 +80,17 @@ def create_room(appointment_id, max_participants):
     return room
 
 
-def join(room, participant_id, offer_sdp):
-    data = _request("join", room, str(participant_id), offer_sdp)
+def join(room, key, offer_sdp):
+    """``key``: the member's key (staff, patient, guest-<n>), its peer id on the relay."""
+    data = _request("join", room, str(key), offer_sdp)
     return Joined(sdp=data["sdp"], slots=data["slots"])
 
 
-def leave(room, participant_id):
-    """Leaving a room or participant the relay no longer knows (it restarted, or the
-    connection already failed) is not an error: the participant is gone either way."""
+def leave(room, key):
+    """Leaving a room or peer the relay no longer knows (it restarted, or the connection
+    already failed) is not an error: the peer is gone either way."""
     try:
-        _request("leave", room, str(participant_id))
+        _request("leave", room, str(key))
     except RelayRejected as exc:
         if exc.reason not in ("no_room", "no_participant"):
             raise
@@ -98,14 +99,15 @@ def leave(room, participant_id):
 def room(room_id_):
     """The relay's view of a room: {"room", "max_participants", "participants": [
     {"participant", "state", "publications", "slots": [{"mid", "kind", "participant",
-    "publication"}]}]}; RelayRejected("no_room") when the relay does not hold it."""
+    "publication"}]}]}, where the control API's "participant" is a peer's key;
+    RelayRejected("no_room") when the relay does not hold it."""
     return _request("room", room_id_)
 
 
 def close_room(appointment_id):
     """The call is over: free the relay's ports at once. A room the relay does not hold
     (never created, or the relay restarted) is fine; a relay that cannot be reached is
-    logged, not raised: it frees the room when its participants' connections fail."""
+    logged, not raised: it frees the room when its peers' connections fail."""
     if not current_app.config.get("RELAY_SECRET"):
         return
     try:

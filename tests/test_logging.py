@@ -14,8 +14,8 @@ from app.invitations import crypto, sender
 from app.invitations.models import OutboxMessage
 from media_relay.config import RelayConfig
 from media_relay.rooms import Relay
-from tests.conftest import appointment_form
-from tests.live import LiveServer, created_appointment_id
+from tests.support.forms import appointment_form, created_appointment_id
+from tests.support.sockets import LiveServer
 
 OURS = ("app", "sprechzimmer", "media_relay")
 # What a line may name: ids, states, codes and counts.

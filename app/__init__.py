@@ -1,15 +1,18 @@
 """Application factory."""
 import logging
 import os
+import secrets
 import sys
 
 from flask import Flask, request, session
+from flask.logging import default_handler
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from app.extensions import babel, csrf, db, limiter, login_manager, mail, migrate, sock
+import logfmt
+from app.extensions import babel, csrf, db, hub, limiter, login_manager, mail, migrate, sock
 from config import BASE_DIR, Config
 
 
@@ -40,7 +43,8 @@ def create_app(config_class=Config):
     )
     app.config.from_object(config_class)
     # url_for(..., _external=True) outside a request builds the patients' links' scheme.
-    app.config["PREFERRED_URL_SCHEME"] = "https" if app.config["PUBLIC_BASE_URL"].startswith("https:") else "http"
+    https = app.config["PUBLIC_BASE_URL"].startswith("https:")
+    app.config["PREFERRED_URL_SCHEME"] = "https" if https else "http"
     _check_secret_key(app)
     os.makedirs(app.instance_path, exist_ok=True)
     _configure_logging(app)
@@ -52,11 +56,15 @@ def create_app(config_class=Config):
     login_manager.login_message = None
     mail.init_app(app)
     sock.init_app(app)
+    hub.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
     babel.init_app(app, locale_selector=_select_locale,
                    default_translation_directories=str(BASE_DIR / "translations"))
 
+    # Only here (the one function-level import app/ allows, see tests/test_architecture.py):
+    # importing app.extensions or a model must not load every domain. Importing them also
+    # connects their receivers of app/events.py.
     from app import auth, chat, consultation, patients, web
     from app.auth.cli import practice_cli
     from app.invitations.cli import outbox_cli
@@ -90,18 +98,14 @@ def _check_secret_key(app):
     path = BASE_DIR / "instance" / "secret_key"
     os.makedirs(path.parent, exist_ok=True)
     if not path.exists():
-        import secrets
-
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     app.config["SECRET_KEY"] = path.read_text().strip()
 
 
 def _configure_logging(app):
-    from flask.logging import default_handler
-
     # One handler on the root logger for the app, the outbox and the libraries.
     app.logger.removeHandler(default_handler)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logfmt.configure()
     # Werkzeug's access log would print patient link tokens (/j/<token>).
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -10,6 +10,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 
+from app.hub import HubExtension
+
 # Named constraints keep Alembic migrations portable between SQLite and PostgreSQL.
 metadata = MetaData(
     naming_convention={
@@ -29,3 +31,4 @@ sock = Sock()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 babel = Babel()
+hub = HubExtension()

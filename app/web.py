@@ -1,9 +1,19 @@
-"""Request plumbing shared by all domains: page-or-fragment, toasts, headers, errors,
-the origin check and the trusted reverse proxy."""
+"""Request plumbing shared by all domains: loading inside the practice, page-or-fragment,
+toasts, headers, errors, the origin check and the trusted reverse proxy."""
 import ipaddress
 from urllib.parse import urlsplit
 
-from flask import current_app, g, has_request_context, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    g,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -11,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import db, login_manager
+from app.timeutil import to_local
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -32,7 +43,9 @@ ERROR_MESSAGES = {
 def is_htmx() -> bool:
     if not has_request_context():
         return False
-    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
+    headers = request.headers
+    return (headers.get("HX-Request") == "true"
+            and headers.get("HX-History-Restore-Request") != "true")
 
 
 def toast(message, level="success"):
@@ -43,7 +56,8 @@ def toast(message, level="success"):
 def render(page, fragment, status=200, headers=None, **context):
     """The whole page for a normal request, only the fragment for HTMX."""
     if is_htmx():
-        body = render_template(fragment, **context) + render_template("_toasts.html", toasts=g.get("toasts", []), oob=True)
+        toasts = render_template("_toasts.html", toasts=g.get("toasts", []), oob=True)
+        body = render_template(fragment, **context) + toasts
     else:
         body = render_template(page, fragment=fragment, **context)
     response_headers = {"Vary": "HX-Request"}
@@ -65,7 +79,8 @@ def _origin_of(url):
 def own_origins():
     """This app's origins: as the request reached it (behind a trusted proxy: as the
     browser saw it) and as PUBLIC_BASE_URL names it."""
-    return {f"{request.scheme}://{request.host}".lower(), _origin_of(current_app.config["PUBLIC_BASE_URL"])}
+    return {f"{request.scheme}://{request.host}".lower(),
+            _origin_of(current_app.config["PUBLIC_BASE_URL"])}
 
 
 def same_origin_socket():
@@ -109,7 +124,8 @@ class TrustedProxy:
     def __init__(self, wsgi_app, allowed):
         entries = [entry.strip() for entry in allowed.split(",") if entry.strip()]
         self.any = "*" in entries
-        self.networks = [ipaddress.ip_network(entry, strict=False) for entry in entries if entry != "*"]
+        self.networks = [ipaddress.ip_network(entry, strict=False)
+                         for entry in entries if entry != "*"]
         self.plain = wsgi_app
         self.fixed = ProxyFix(wsgi_app, x_for=1, x_proto=1, x_host=1)
 
@@ -132,19 +148,31 @@ def current_practice():
     return current_user.practice
 
 
+# Ids in URLs are unbounded, PostgreSQL's INTEGER is not: a larger one must be a 404, not a 500.
+MAX_ID = 2**31 - 1
+
+
+def load_in_practice(model, object_id, practice, **filters):
+    """The ``model`` row with this id inside the practice, or 404.
+
+    Every tenant's row carries ``practice_id``; loading through here is what keeps one
+    practice out of another's data. Another practice's id answers exactly like an
+    unknown one. ``filters`` narrow further (a participant of this appointment).
+    """
+    if not 0 < object_id <= MAX_ID:
+        abort(404)
+    row = db.session.execute(
+        db.select(model).filter_by(id=object_id, practice_id=practice.id, **filters)
+    ).scalar_one_or_none()
+    if row is None:
+        abort(404)
+    return row
+
+
 def init_app(app):
     app.wsgi_app = TrustedProxy(app.wsgi_app, app.config["FORWARDED_ALLOW_IPS"])
     # After CSRFProtect's own before_request (registered first): token, then origin.
     app.before_request(check_origin)
-
-    @login_manager.user_loader
-    def load_user(user_id):
-        from app.auth.models import Staff
-
-        if not str(user_id).isdigit():
-            return None
-        # Every staff request needs the practice (tenant scope): one query instead of two.
-        return db.session.get(Staff, int(user_id), options=[db.joinedload(Staff.practice)])
 
     @login_manager.unauthorized_handler
     def unauthorized():
@@ -152,7 +180,8 @@ def init_app(app):
         if is_htmx():
             page = urlsplit(request.headers.get("HX-Current-URL", "")).path or None
             return "", 401, {"HX-Redirect": url_for("auth.login", next=page)}
-        return redirect(url_for("auth.login", next=request.path if request.method == "GET" else None))
+        page = request.path if request.method == "GET" else None
+        return redirect(url_for("auth.login", next=page))
 
     @app.after_request
     def security_headers(response):
@@ -176,8 +205,4 @@ def init_app(app):
 
     @app.context_processor
     def inject():
-        from flask_babel import get_locale
-
-        from app.timeutil import to_local
-
         return {"is_htmx": is_htmx(), "to_local": to_local, "get_locale": get_locale}

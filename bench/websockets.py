@@ -62,7 +62,7 @@ def prepare(env, pairs):
     os.environ.update(env)
     from app import create_app
     from app.auth.services import create_practice
-    from app.consultation.tokens import new_token
+    from app.tokens import new_token
     from app.extensions import db
     from app.patients.models import Appointment, Contact
     from app.timeutil import utcnow

@@ -4,6 +4,8 @@ import logging
 import signal
 import sys
 
+import logfmt
+
 from .config import ConfigError, RelayConfig
 from .control import ControlApi, start_control_server
 from .forwarding import install_udp_port_range, restrict_host_addresses
@@ -25,7 +27,7 @@ async def serve(config: RelayConfig, ready=None):
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     logger.info(
-        "media relay on http://%s:%d, UDP %d-%d on %s, announced %s, max %d rooms",
+        "media relay started control=%s:%d udp=%d-%d bind=%s announced=%s max_rooms=%d",
         config.control_host, config.control_port, config.udp_port_min, config.udp_port_max,
         ",".join(config.bind_ips), config.public_ip or "-", config.max_rooms,
     )
@@ -34,7 +36,7 @@ async def serve(config: RelayConfig, ready=None):
     try:
         await stop.wait()
     finally:
-        logger.info("shutting down: closing %d rooms", len(relay.rooms))
+        logger.info("shutting down rooms=%d", len(relay.rooms))
         housekeeping.cancel()
         server.close()
         await relay.close()
@@ -42,7 +44,7 @@ async def serve(config: RelayConfig, ready=None):
 
 
 def main():
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logfmt.configure()
     # aioice and aiortc log peer addresses at INFO; ids are enough here
     logging.getLogger("aioice").setLevel(logging.WARNING)
     logging.getLogger("aiortc").setLevel(logging.WARNING)

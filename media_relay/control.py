@@ -23,7 +23,8 @@ class ControlApi:
         """Returns (status, payload)."""
         reason = self.verifier.check(method, path, headers, body)
         if reason is not None:
-            logger.warning("refused %s %s: %s", method, path.split("/")[1:2], reason)
+            logger.warning("refused request method=%s path=/%s reason=%s",
+                           method, "/".join(path.split("/")[1:2]), reason)
             return 401, {"error": reason}
         try:
             data = json.loads(body) if body else {}
@@ -49,12 +50,13 @@ class ControlApi:
             if method == "DELETE":
                 await relay.close_room(parts[1])
                 return 200, {"room": parts[1], "closed": True}
-        if len(parts) == 3 and parts[0] == "rooms" and parts[2] == "participants" and method == "POST":
+        peers = len(parts) >= 3 and parts[0] == "rooms" and parts[2] == "participants"
+        if peers and len(parts) == 3 and method == "POST":
             if data.get("type", "offer") != "offer":
                 raise Refused(400, "bad_offer")
             sdp, status = await relay.join(parts[1], data.get("participant"), data.get("sdp"))
             return 200, {"type": "answer", "sdp": sdp, **status}
-        if len(parts) == 4 and parts[0] == "rooms" and parts[2] == "participants" and method == "DELETE":
+        if peers and len(parts) == 4 and method == "DELETE":
             await relay.leave(parts[1], parts[3])
             return 200, {"participant": parts[3], "left": True}
         return 404, {"error": "not_found"}
@@ -64,7 +66,8 @@ async def start_control_server(api: ControlApi, host, port):
     async def on_connection(reader, writer):
         status, payload = 400, {"error": "bad_request"}
         try:
-            method, path, headers, body = await asyncio.wait_for(_read_request(reader), READ_TIMEOUT)
+            request = await asyncio.wait_for(_read_request(reader), READ_TIMEOUT)
+            method, path, headers, body = request
             status, payload = await api.handle(method, path, headers, body)
         except _BadRequest as exc:
             status, payload = exc.args

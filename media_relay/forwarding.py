@@ -34,8 +34,6 @@ from typing import Optional
 import aioice.ice
 import aiortc
 import pylibsrtp
-from pylibsrtp._binding import ffi as _srtp_ffi
-from pylibsrtp._binding import lib as _srtp_lib
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -54,6 +52,8 @@ from aiortc.rtp import (
     unwrap_rtx,
     wrap_rtx,
 )
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
 
 AIORTC_VERSION = "1.16.0"
 PYLIBSRTP_VERSION = "1.0.0"

@@ -1,5 +1,10 @@
-"""Rooms and participants: one peer connection per participant; each participant's
-publications are forwarded into a free slot of every other participant."""
+"""Rooms and peers: one peer connection per peer (a browser in the call); each peer's
+publications are forwarded into a free slot of every other peer.
+
+"Peer" here, never "participant": in the web app a Participant is a further person of
+an appointment. The control API's JSON still says "participant" for a peer's id
+(docs/signalling.md, "Group calls"); it is the wire format both sides share.
+"""
 import asyncio
 import logging
 import random
@@ -7,6 +12,8 @@ import re
 import time
 
 from aiortc import RTCSessionDescription
+
+from logfmt import IdLogger
 
 from .forwarding import (
     Publication,
@@ -31,24 +38,17 @@ class Refused(Exception):
         self.code = code
 
 
-class _IdLog(logging.LoggerAdapter):
-    """Every line names its room and participant (ids only, never names)."""
-
-    def process(self, msg, kwargs):
-        return f"room={self.extra['room']} participant={self.extra['participant']} {msg}", kwargs
-
-
-class Participant:
-    def __init__(self, room, participant_id, pc):
+class Peer:
+    def __init__(self, room, peer_id, pc):
         self.room = room
-        self.id = participant_id
+        self.id = peer_id
         self.pc = pc
         self.publications = []
         self.slots = []
         # Set once its offer is answered: only then do others' media get its slots
         # and its media theirs (joins run concurrently).
         self.ready = False
-        self.log = _IdLog(logger, {"room": room.id, "participant": participant_id})
+        self.log = IdLogger(logger, room=room.id, peer=peer_id)
 
     def status(self):
         return {
@@ -71,7 +71,7 @@ class Room:
     def __init__(self, room_id, max_participants):
         self.id = room_id
         self.max_participants = max_participants
-        self.participants = {}
+        self.peers = {}
         # Rises with every join and leave, also across a restart of the relay (the
         # monotonic clock counts from boot; µs stay exact in JavaScript): the web
         # app's rosters, built from status() in several threads, are told apart by it.
@@ -80,7 +80,7 @@ class Room:
     def connect(self, newcomer):
         self.version = time.monotonic_ns() // 1000
         newcomer.ready = True
-        for other in self.participants.values():
+        for other in self.peers.values():
             if other is newcomer or not other.ready:
                 continue
             for publication in other.publications:
@@ -96,14 +96,15 @@ class Room:
             if slot.kind == publication.kind and slot.publication is None:
                 slot.attach(publication)
                 return
-        subscriber.log.info("no free %s slot for %s", publication.kind, publication.owner.id)
+        subscriber.log.info("no free slot kind=%s publisher=%s",
+                            publication.kind, publication.owner.id)
 
     def status(self):
         return {
             "room": self.id,
             "max_participants": self.max_participants,
             "version": self.version,
-            "participants": [p.status() for p in self.participants.values()],
+            "participants": [p.status() for p in self.peers.values()],
         }
 
 
@@ -120,16 +121,18 @@ class Relay:
         max_participants = max_participants or self.config.max_participants
         if not ID_PATTERN.match(str(room_id)):
             raise Refused(400, "bad_room_id")
-        if not isinstance(max_participants, int) or not 2 <= max_participants <= self.config.max_participants:
+        limit = self.config.max_participants
+        if not isinstance(max_participants, int) or not 2 <= max_participants <= limit:
             raise Refused(400, "bad_max_participants")
         room = self.rooms.get(room_id)
         if room is not None:
             return room, False
         if len(self.rooms) >= self.config.max_rooms:
-            logger.warning("refused room %s: relay at capacity (%d rooms)", room_id, len(self.rooms))
+            logger.warning("refused room reason=relay_full room=%s rooms=%d",
+                           room_id, len(self.rooms))
             raise Refused(503, "relay_full")
         room = self.rooms[room_id] = Room(room_id, max_participants)
-        logger.info("room %s created (max %d)", room_id, max_participants)
+        logger.info("room created room=%s max_peers=%d", room_id, max_participants)
         return room, True
 
     def room(self, room_id):
@@ -138,92 +141,90 @@ class Relay:
             raise Refused(404, "no_room")
         return room
 
-    async def join(self, room_id, participant_id, offer_sdp):
+    async def join(self, room_id, peer_id, offer_sdp):
         room = self.room(room_id)
-        if not ID_PATTERN.match(str(participant_id)):
+        if not ID_PATTERN.match(str(peer_id)):
             raise Refused(400, "bad_participant_id")
         if not isinstance(offer_sdp, str) or not offer_sdp.startswith("v=0"):
             raise Refused(400, "bad_offer")
-        previous = room.participants.get(participant_id)
+        previous = room.peers.get(peer_id)
         if previous is not None:  # a reconnect replaces the old connection
             await self._remove(previous)
-        if len(room.participants) >= room.max_participants:
+        if len(room.peers) >= room.max_participants:
             raise Refused(503, "room_full")
 
         pc = peer_connection(self.config.ice_servers)
-        participant = Participant(room, participant_id, pc)
+        peer = Peer(room, peer_id, pc)
         # reserve the place before the first await, so concurrent joins count it
-        room.participants[participant_id] = participant
+        room.peers[peer_id] = peer
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             if not pc.getTransceivers():
                 raise Refused(400, "bad_offer")
             restrict_codecs(pc)
             publishing, slots = split_transceivers(pc)
-            participant.publications = [Publication(participant, t) for t in publishing]
-            participant.slots = [Slot(participant, t, self._rng) for t in slots]
+            peer.publications = [Publication(peer, t) for t in publishing]
+            peer.slots = [Slot(peer, t, self._rng) for t in slots]
             await pc.setLocalDescription(await pc.createAnswer())
         except UnsupportedCodec as exc:
-            participant.log.info("refused: no VP8/Opus on a %s m-line", exc)
-            await self._remove(participant)
-            raise Refused(400, "unsupported_codec")
+            peer.log.info("refused reason=unsupported_codec kind=%s", exc)
+            await self._remove(peer)
+            raise Refused(400, "unsupported_codec") from None
         except Refused:
-            await self._remove(participant)
+            await self._remove(peer)
             raise
         except Exception as exc:  # aiortc raises many kinds on a malformed offer
-            participant.log.info("refused offer: %s", type(exc).__name__)
-            await self._remove(participant)
-            raise Refused(400, "bad_offer")
+            peer.log.info("refused reason=bad_offer error=%s", type(exc).__name__)
+            await self._remove(peer)
+            raise Refused(400, "bad_offer") from exc
         answer = pc.localDescription.sdp
         if "a=candidate:" not in answer:
-            participant.log.warning("no UDP port free in the configured range")
-            await self._remove(participant)
+            peer.log.warning("refused reason=no_udp_port")
+            await self._remove(peer)
             raise Refused(503, "no_udp_port")
 
         @pc.on("connectionstatechange")
         def on_state():
-            participant.log.info("connection %s", pc.connectionState)
+            peer.log.info("connection state=%s", pc.connectionState)
             if pc.connectionState in ("failed", "closed"):
-                self._spawn(self._remove(participant))
+                self._spawn(self._remove(peer))
 
-        room.connect(participant)
-        participant.log.info(
-            "joined: %d publications, %d slots", len(participant.publications), len(participant.slots)
-        )
-        return announce_address(answer, self.config.public_ip), participant.status()
+        room.connect(peer)
+        peer.log.info("joined publications=%d slots=%d", len(peer.publications), len(peer.slots))
+        return announce_address(answer, self.config.public_ip), peer.status()
 
-    async def leave(self, room_id, participant_id):
-        participant = self.room(room_id).participants.get(participant_id)
-        if participant is None:
+    async def leave(self, room_id, peer_id):
+        peer = self.room(room_id).peers.get(peer_id)
+        if peer is None:
             raise Refused(404, "no_participant")
-        await self._remove(participant)
+        await self._remove(peer)
 
     async def close_room(self, room_id):
         room = self.room(room_id)
-        for participant in list(room.participants.values()):
-            await self._remove(participant)
+        for peer in list(room.peers.values()):
+            await self._remove(peer)
         self.rooms.pop(room_id, None)
-        logger.info("room %s closed", room_id)
+        logger.info("room closed room=%s", room_id)
 
-    async def _remove(self, participant):
-        room = participant.room
-        if room.participants.get(participant.id) is not participant:
+    async def _remove(self, peer):
+        room = peer.room
+        if room.peers.get(peer.id) is not peer:
             return
-        del room.participants[participant.id]
+        del room.peers[peer.id]
         room.version = time.monotonic_ns() // 1000
-        for publication in participant.publications:
+        for publication in peer.publications:
             publication.detach_all()
-        for slot in participant.slots:
+        for slot in peer.slots:
             slot.detach()
-        await participant.pc.close()
-        participant.log.info("left")
+        await peer.pc.close()
+        peer.log.info("left")
 
     async def housekeeping(self, interval=1.0):
         while True:
             await asyncio.sleep(interval)
             for room in list(self.rooms.values()):
-                for participant in list(room.participants.values()):
-                    for publication in participant.publications:
+                for peer in list(room.peers.values()):
+                    for publication in peer.publications:
                         publication.send_remb(self.config.max_video_bitrate)
 
     async def close(self):
@@ -234,7 +235,7 @@ class Relay:
         return {
             "rooms": len(self.rooms),
             "max_rooms": self.config.max_rooms,
-            "participants": sum(len(r.participants) for r in self.rooms.values()),
+            "participants": sum(len(r.peers) for r in self.rooms.values()),
         }
 
     def _spawn(self, coro):

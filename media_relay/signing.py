@@ -12,7 +12,8 @@ NONCE_HEADER = "x-relay-nonce"
 SIGNATURE_HEADER = "x-relay-signature"
 
 
-def signature(secret: bytes, method: str, path: str, timestamp: str, nonce: str, body: bytes) -> str:
+def signature(secret: bytes, method: str, path: str, timestamp: str, nonce: str,
+              body: bytes) -> str:
     message = b"\n".join(
         [method.upper().encode(), path.encode(), timestamp.encode(), nonce.encode(), body]
     )

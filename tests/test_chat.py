@@ -219,7 +219,7 @@ def test_a_guest_sees_nothing_from_before_it_was_added(app, make_call):
 
 
 def test_another_appointments_guest_cannot_read_or_post(app, make_call):
-    from app.consultation.services import SESSION_KEY
+    from app.patients.links import SESSION_KEY
 
     ours, theirs = make_call(), make_call()
     assert post(ours.patient_client, PATIENT_CHAT, "Nur für uns").status_code == 201

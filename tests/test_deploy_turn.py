@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from app.consultation.signalling import ice_servers
+from app.consultation.ice import ice_servers
 from app.ops import turn
 from tests.support.deploy import CADDY, COTURN, DEPLOY, Caddy, Coturn, require
 from tests.support.ports import free_port

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from app.consultation import protocol, signalling
-from app.consultation.hub import ACCEPTED, IDLE, OFFLINE, RINGING, TIMEOUT, CallState, channel
+from app.consultation import calls, ice, protocol
+from app.hub import ACCEPTED, IDLE, OFFLINE, RINGING, TIMEOUT, CallState, channel, ring_timed_out
 from tests.support.hubs import settle
 
 
@@ -71,20 +71,20 @@ def test_exactly_one_of_many_racing_threads_wins(hub):
 
 def test_a_late_timer_does_not_end_a_newer_ring(hub):
     hub.subscribe(channel(3, "patient"), lambda m: None)
-    first = signalling.ring(hub, 3, timeout_seconds=3600)
-    assert signalling.transition(hub, 3, {RINGING}, IDLE) is not None
-    second = signalling.ring(hub, 3, timeout_seconds=3600)
+    first = calls.ring(hub, 3, timeout_seconds=3600)
+    assert calls.transition(hub, 3, {RINGING}, IDLE) is not None
+    second = calls.ring(hub, 3, timeout_seconds=3600)
     assert second.state == RINGING and second.version > first.version
-    signalling._ring_timeout(hub, 3, first)
+    ring_timed_out(hub, 3, first)
     assert hub.call_state(3) == second
-    signalling._ring_timeout(hub, 3, second)
+    ring_timed_out(hub, 3, second)
     assert hub.call_state(3).state == TIMEOUT
 
 
 def test_ring_without_a_patient_is_offline_and_reset_keeps_versions_rising(hub):
     states = []
     hub.subscribe(channel(4, "staff"), states.append)
-    offline = signalling.ring(hub, 4, timeout_seconds=3600)
+    offline = calls.ring(hub, 4, timeout_seconds=3600)
     assert offline.state == OFFLINE
     settle(hub)
     assert states == [{"type": "call-state", "state": "offline"}]
@@ -95,9 +95,9 @@ def test_ring_without_a_patient_is_offline_and_reset_keeps_versions_rising(hub):
 def test_turn_credentials_need_both_urls_and_secret():
     config = {"ICE_STUN_URLS": "", "TURN_URLS": "turn:127.0.0.1:3478", "TURN_SECRET": "",
               "TURN_TTL_SECONDS": 60}
-    assert signalling.ice_servers(config, 5) == []
+    assert ice.ice_servers(config, 5) == []
     config["TURN_SECRET"] = "s"
-    (turn,) = signalling.ice_servers(config, 5, now=1000)
+    (turn,) = ice.ice_servers(config, 5, now=1000)
     assert turn["username"] == "1060:5"
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from app.consultation import signalling
-from app.consultation.hub import RINGING, TIMEOUT, CallState, InProcessHub, channel
+from app.consultation import calls
+from app.extensions import hub as app_hub
+from app.hub import RINGING, TIMEOUT, CallState, InProcessHub, channel
 from tests.support.calls import relays
 from tests.support.hubs import RedisHubs, delete_keys, new_prefix, settle
 from tests.support.machine import REDIS_URL, need_redis, need_redis_server
@@ -96,7 +97,7 @@ def test_every_key_has_a_ttl(make_redis_hub):
 
     hub = make_redis_hub()
     hub.subscribe(channel(2, "patient"), lambda m: None)
-    signalling.ring(hub, 2, timeout_seconds=3600)
+    calls.ring(hub, 2, timeout_seconds=3600)
     hub.reset(2)
     client = redis.Redis.from_url(REDIS_URL)
     keys = list(client.scan_iter(match=hub.prefix + "*"))
@@ -113,7 +114,7 @@ def test_ring_timeout_fires_exactly_once_with_two_processes(make_redis_hub):
     states = []
     b.subscribe(channel(6, "staff"), states.append)
     a.subscribe(channel(6, "patient"), lambda m: None)
-    ringing = signalling.ring(a, 6, timeout_seconds=0)
+    ringing = calls.ring(a, 6, timeout_seconds=0)
     assert ringing.state == RINGING
     barrier = threading.Barrier(8)
 
@@ -138,7 +139,7 @@ def test_the_ring_times_out_even_when_the_ringing_process_is_gone(make_redis_hub
     b.subscribe(channel(8, "staff"),
                 lambda m: m.get("state") == "timeout" and timed_out.set())
     b.subscribe(channel(8, "patient"), lambda m: None)
-    ringing = signalling.ring(a, 8, timeout_seconds=0.5)
+    ringing = calls.ring(a, 8, timeout_seconds=0.5)
     a.close()
     assert timed_out.wait(WAIT)
     assert b.call_state(8) == CallState(TIMEOUT, ringing.version + 1)
@@ -147,8 +148,8 @@ def test_the_ring_times_out_even_when_the_ringing_process_is_gone(make_redis_hub
 def test_an_answered_ring_does_not_time_out(make_redis_hub):
     a, b = make_redis_hub(poll_seconds=3600), make_redis_hub(poll_seconds=3600)
     a.subscribe(channel(4, "patient"), lambda m: None)
-    signalling.ring(a, 4, timeout_seconds=0)
-    accepted = signalling.transition(b, 4, {RINGING}, "accepted")
+    calls.ring(a, 4, timeout_seconds=0)
+    accepted = calls.transition(b, 4, {RINGING}, "accepted")
     a.fire_due_ring_timeouts()
     b.fire_due_ring_timeouts()
     assert a.call_state(4) == accepted
@@ -158,16 +159,16 @@ def test_an_answered_ring_does_not_time_out(make_redis_hub):
 
 def test_hub_url_selects_the_redis_hub(tmp_path):
     need_redis()
-    from app.consultation.redis_hub import RedisHub
+    from app.hub.redis_hub import RedisHub
 
     plain = create_app(make_config(tmp_path, "sqlite://"))
-    assert isinstance(signalling.get_hub(plain), InProcessHub)
+    assert isinstance(app_hub.get(plain), InProcessHub)
     prefix = new_prefix()
     shared = create_app(make_config(tmp_path, "sqlite://", HUB_URL=REDIS_URL, HUB_PREFIX=prefix))
-    hub = signalling.get_hub(shared)
+    hub = app_hub.get(shared)
     try:
         assert isinstance(hub, RedisHub) and hub.prefix == prefix
-        assert signalling.get_hub(shared) is hub
+        assert app_hub.get(shared) is hub
     finally:
         hub.close()
         delete_keys(prefix + "*")
@@ -285,7 +286,7 @@ def test_login_rate_limit_counts_across_processes(app, two_processes):
 
 
 def test_sockets_of_a_vanished_process_drop_out_of_presence(make_redis_hub, monkeypatch):
-    from app.consultation import redis_hub
+    from app.hub import redis_hub
 
     monkeypatch.setattr(redis_hub, "PRESENCE_TTL_SECONDS", 1)
     monkeypatch.setattr(redis_hub, "HEARTBEAT_SECONDS", 0.2)
@@ -309,7 +310,7 @@ def test_a_restarted_redis_gets_subscriptions_and_presence_back(tmp_path):
     """Its own Redis (unix socket, no data kept), restarted empty under two running hubs."""
     import redis
 
-    from app.consultation.redis_hub import RedisHub
+    from app.hub.redis_hub import RedisHub
 
     need_redis_server()
     socket_path = tmp_path / "redis.sock"

@@ -13,9 +13,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-import app.auth.models  # noqa: F401 - every model registered on the metadata
-import app.chat.models  # noqa: F401
-import app.invitations.models  # noqa: F401
+# Every model registered on the metadata.
+import app.auth.models
+import app.chat.models
+import app.invitations.models
 import app.patients.models  # noqa: F401
 from app.extensions import db
 from config import BASE_DIR

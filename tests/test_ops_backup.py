@@ -40,9 +40,8 @@ def practices(app):
         return names
 
 
-def cli(runner, *args, input=None):
-    result = runner.invoke(args=list(args), input=input)
-    return result
+def cli(runner, *args, answer=None):
+    return runner.invoke(args=list(args), input=answer)
 
 
 def test_backup_change_restore_brings_the_data_back(app, runner, make_practice, backup_dir):
@@ -76,10 +75,10 @@ def test_restore_latest_asks_first(app, runner, make_practice, backup_dir):
     make_practice(name="Praxis Eins")
     assert cli(runner, "backup").exit_code == 0
     make_practice(name="Praxis Zwei")
-    refused = cli(runner, "restore", "--latest", input="n\n")
+    refused = cli(runner, "restore", "--latest", answer="n\n")
     assert refused.exit_code != 0 and "Replace all data" in refused.output
     assert practices(app) == ["Praxis Eins", "Praxis Zwei"]
-    confirmed = cli(runner, "restore", "--latest", input="y\n")
+    confirmed = cli(runner, "restore", "--latest", answer="y\n")
     assert confirmed.exit_code == 0, confirmed.output
     assert practices(app) == ["Praxis Eins"]
 

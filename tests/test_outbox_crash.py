@@ -95,7 +95,7 @@ def test_killed_before_acceptance_loses_nothing_and_holds_one(app, smtp_port, se
     rows = outbox(app)
     assert [row.status for row in rows] == ["sent"] * INVITES
     log = (tmp_path / "sender.log").read_text()
-    assert "sent attempt=1" in log and "@example.org" not in log
+    assert "outbox sent message=" in log and "@example.org" not in log
 
 
 def test_killed_after_acceptance_sends_one_duplicate_with_the_same_message_id(

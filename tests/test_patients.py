@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.consultation.tokens import hash_token
+from app.tokens import hash_token
 from app.extensions import db
 from app.invitations.models import FAILED, PENDING, SENT, OutboxMessage
 from app.patients.models import Appointment, Contact
@@ -63,7 +63,7 @@ def appointment_token(app, appointment_id):
 
 
 def insert_past_appointment(app, contact_id, days_ago=2, duration=20):
-    from app.consultation.tokens import new_token
+    from app.tokens import new_token
 
     with app.app_context():
         contact = db.session.get(Contact, contact_id)

@@ -14,7 +14,7 @@ from babel.messages.pofile import read_po
 from sqlalchemy import String, Text, func, select
 
 from app.auth.models import Staff
-from app.consultation.tokens import hash_token
+from app.tokens import hash_token
 from app.extensions import db
 from app.invitations.models import PENDING, OutboxMessage
 from app.patients.models import Appointment, Contact

@@ -2,7 +2,6 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.auth import bp
 from app.auth.models import Practice, Staff
 from app.auth.services import AccountError, create_practice, set_tariff
 from app.extensions import db

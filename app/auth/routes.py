@@ -42,7 +42,8 @@ def login():
 
 
 def _safe_next(target):
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    if (target and target.startswith("/") and not target.startswith("//")
+            and not urlsplit(target).netloc):
         return target
     return url_for("patients.index")
 

@@ -1,10 +1,11 @@
 """Practices, staff and passwords (argon2)."""
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
 from app.auth.models import Practice, Staff
-from app.extensions import db
+from app.extensions import db, login_manager
 from app.tariffs import TARIFFS
 
 _hasher = PasswordHasher()
@@ -14,6 +15,14 @@ _DUMMY_HASH = _hasher.hash("sprechzimmer-dummy-password")
 
 class AccountError(ValueError):
     pass
+
+
+@login_manager.user_loader
+def load_staff(user_id):
+    if not str(user_id).isdigit():
+        return None
+    # Every staff request needs the practice (tenant scope): one query instead of two.
+    return db.session.get(Staff, int(user_id), options=[db.joinedload(Staff.practice)])
 
 
 def hash_password(password: str) -> str:

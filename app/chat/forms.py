@@ -13,7 +13,8 @@ def _text(form, field):
     if not value:
         raise ValidationError(_l("Bitte geben Sie eine Nachricht ein."))
     if len(value) > MAX_TEXT:
-        raise ValidationError(_l("Die Nachricht ist zu lang (höchstens %(n)d Zeichen).", n=MAX_TEXT))
+        raise ValidationError(
+            _l("Die Nachricht ist zu lang (höchstens %(n)d Zeichen).", n=MAX_TEXT))
     if "\x00" in value:
         raise ValidationError(_l("Die Nachricht enthält ungültige Zeichen."))
 

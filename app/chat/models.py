@@ -1,36 +1,38 @@
-from app.consultation.protocol import guest_key
 from app.extensions import db
+from app.roles import member_key
 from app.timeutil import utcnow
 
-STAFF = "staff"
-PATIENT = "patient"
-GUEST = "guest"  # a further participant of a group call (app/patients/models.py::Participant)
 MAX_TEXT = 2000
 
 
 class ChatMessage(db.Model):
-    """One message in an appointment's chat (practice, patient, guests); goes with the appointment."""
+    """One message in an appointment's chat (practice, patient, guests); goes with the
+    appointment."""
 
     __table_args__ = (
         # participant_id only on guests' messages; it may be NULL there too once the
         # participant is removed (the message stays in the practice's record).
         db.CheckConstraint(
-            "sender IN ('staff', 'patient', 'guest') AND (participant_id IS NULL OR sender = 'guest')",
+            "sender IN ('staff', 'patient', 'guest') "
+            "AND (participant_id IS NULL OR sender = 'guest')",
             name="sender",
         ),
         # Serves the history (by appointment) and the unread badges of the Patienten list.
-        db.Index("ix_chat_message_appointment_unread", "appointment_id", "sender", "read_by_staff_at"),
+        db.Index("ix_chat_message_appointment_unread",
+                 "appointment_id", "sender", "read_by_staff_at"),
     )
 
     id = db.Column(db.Integer, primary_key=True)
     appointment_id = db.Column(
         db.Integer, db.ForeignKey("appointment.id", ondelete="CASCADE"), nullable=False
     )
-    sender = db.Column(db.String(10), nullable=False)
+    sender = db.Column(db.String(10), nullable=False)  # a Role
     # Which staff member wrote it; kept as NULL when the staff account goes.
     staff_id = db.Column(db.Integer, db.ForeignKey("staff.id", ondelete="SET NULL"))
     # Which guest wrote it; NULL once that participant is removed (shown as a removed participant).
-    participant_id = db.Column(db.Integer, db.ForeignKey("participant.id", ondelete="SET NULL"), index=True)
+    participant_id = db.Column(
+        db.Integer, db.ForeignKey("participant.id", ondelete="SET NULL"), index=True
+    )
     text = db.Column(db.String(MAX_TEXT), nullable=False)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)  # UTC
     read_by_staff_at = db.Column(db.DateTime)
@@ -40,7 +42,6 @@ class ChatMessage(db.Model):
 
     @property
     def sender_key(self):
-        """The writer's key as in the call (docs/signalling.md): staff, patient, guest-<id>."""
-        if self.sender == GUEST:
-            return guest_key(self.participant_id) if self.participant_id is not None else GUEST
-        return self.sender
+        """The writer's key as in the call (docs/signalling.md): staff, patient, guest-<id>
+        (or "guest" once that participant is removed)."""
+        return member_key(self.sender, self.participant_id)

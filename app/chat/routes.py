@@ -5,15 +5,20 @@ from flask_login import current_user, login_required
 from app.auth.models import Practice
 from app.chat import bp, services
 from app.chat.forms import ChatForm
-from app.chat.models import STAFF
-from app.consultation.protocol import guest_key
-from app.consultation.services import SESSION_KEY, current_visitor
 from app.extensions import db, limiter
-from app.patients.services import get_appointment
-from app.web import current_practice, error_page, is_htmx, render
+from app.patients.links import SESSION_KEY, current_visitor
+from app.patients.models import Appointment
+from app.roles import Role, guest_key
+from app.web import current_practice, error_page, is_htmx, load_in_practice, render
 
 # Per appointment and side: a practice's staff share one address.
 SEND_LIMIT = "30 per minute"
+
+
+@bp.app_template_global("unread_chat")
+def unread_chat(appointments):
+    """For the Patienten list's badges (patients' templates cannot import chat)."""
+    return services.unread_by_staff(appointments)
 
 
 def _send_key():
@@ -23,7 +28,8 @@ def _send_key():
         who = current_user.get_id()
     else:
         # Each guest has its own limit; the patient's stays as it was.
-        who = guest_key(visitor["participant_id"]) if visitor.get("participant_id") is not None else "patient"
+        who = (guest_key(visitor["participant_id"]) if visitor.get("participant_id") is not None
+               else Role.PATIENT)
     appointment_id = request.view_args.get("appointment_id") or visitor.get("id")
     return f"chat:{who}:{appointment_id}"
 
@@ -31,11 +37,12 @@ def _send_key():
 def _send(appointment, practice, role, staff=None, participant=None):
     form = ChatForm()
     if not form.validate():
-        return render("chat/conversation.html", "chat/_form.html", status=422, appointment=appointment,
-                      practice=practice, role=role, form=form,
+        return render("chat/conversation.html", "chat/_form.html", status=422,
+                      appointment=appointment, practice=practice, role=role, form=form,
                       messages=services.history(appointment, role, participant))
-    services.post_message(appointment, practice, role, form.text.data, staff=staff, participant=participant)
-    if role == STAFF and not is_htmx():
+    services.post_message(appointment, practice, role, form.text.data, staff=staff,
+                          participant=participant)
+    if role == Role.STAFF and not is_htmx():
         return redirect(url_for("chat.conversation", appointment_id=appointment.id), 303)
     # An empty form; the message itself reaches every page (the sender's too) over the sockets.
     return render("chat/conversation.html", "chat/_form.html", status=201,
@@ -47,18 +54,20 @@ def _send(appointment, practice, role, staff=None, participant=None):
 @login_required
 def conversation(appointment_id):
     practice = current_practice()
-    appointment = get_appointment(practice, appointment_id)
-    return render_template("chat/conversation.html", appointment=appointment, practice=practice, role=STAFF,
-                           form=ChatForm(formdata=None), messages=services.history(appointment, STAFF),
-                           viewer_key=STAFF)
+    appointment = load_in_practice(Appointment, appointment_id, practice)
+    return render_template("chat/conversation.html", appointment=appointment, practice=practice,
+                           role=Role.STAFF, form=ChatForm(formdata=None),
+                           messages=services.history(appointment, Role.STAFF),
+                           viewer_key=Role.STAFF)
 
 
 @bp.route("/chat/<int:appointment_id>/nachrichten")
 @login_required
 def messages(appointment_id):
-    appointment = get_appointment(current_practice(), appointment_id)
-    return render_template("chat/_messages.html", messages=services.history(appointment, STAFF),
-                           practice=current_practice(), viewer_key=STAFF)
+    appointment = load_in_practice(Appointment, appointment_id, current_practice())
+    return render_template("chat/_messages.html",
+                           messages=services.history(appointment, Role.STAFF),
+                           practice=current_practice(), viewer_key=Role.STAFF)
 
 
 @bp.route("/chat/<int:appointment_id>/nachrichten", methods=["POST"])
@@ -66,8 +75,8 @@ def messages(appointment_id):
 @limiter.limit(SEND_LIMIT, key_func=_send_key)
 def send(appointment_id):
     practice = current_practice()
-    appointment = get_appointment(practice, appointment_id)
-    return _send(appointment, practice, STAFF, staff=current_user)
+    appointment = load_in_practice(Appointment, appointment_id, practice)
+    return _send(appointment, practice, Role.STAFF, staff=current_user)
 
 
 # The patient's and the guests' chat: the same URLs, told apart by the session's link.
@@ -77,9 +86,9 @@ def patient_messages():
     if visitor is None:
         return error_page(404, _("Dieser Link ist nicht (mehr) gültig."))
     practice = db.session.get(Practice, visitor.appointment.practice_id)
-    role = services.visitor_role(visitor)
     return render_template("chat/_messages.html", practice=practice, viewer_key=visitor.key,
-                           messages=services.history(visitor.appointment, role, visitor.participant))
+                           messages=services.history(visitor.appointment, visitor.role,
+                                                     visitor.participant))
 
 
 @bp.route("/sprechstunde/chat/nachrichten", methods=["POST"])
@@ -90,4 +99,4 @@ def patient_send():
         return error_page(404, _("Dieser Link ist nicht (mehr) gültig."))
     practice = db.session.get(Practice, visitor.appointment.practice_id)
     # The form's URL is the patient's for guests too (role "patient" in the page).
-    return _send(visitor.appointment, practice, services.visitor_role(visitor), participant=visitor.participant)
+    return _send(visitor.appointment, practice, visitor.role, participant=visitor.participant)

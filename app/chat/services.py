@@ -11,20 +11,15 @@ from flask import render_template
 from sqlalchemy import func
 from sqlalchemy.orm import selectinload
 
-from app.chat.models import GUEST, PATIENT, STAFF, ChatMessage
-from app.consultation.hub import channel
-from app.consultation.signalling import get_hub
-from app.extensions import db
+from app.chat.models import ChatMessage
+from app.extensions import db, hub
+from app.roles import Role
 from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 # Guests keep no read markers: nothing depends on what they have seen.
-READ_COLUMN = {STAFF: "read_by_staff_at", PATIENT: "read_by_patient_at"}
-
-
-def visitor_role(visitor):
-    return PATIENT if visitor.participant is None else GUEST
+READ_COLUMN = {Role.STAFF: "read_by_staff_at", Role.PATIENT: "read_by_patient_at"}
 
 
 def history(appointment, reader, participant=None):
@@ -34,12 +29,13 @@ def history(appointment, reader, participant=None):
     """
     query = (db.select(ChatMessage).filter_by(appointment_id=appointment.id)
              .options(selectinload(ChatMessage.participant)).order_by(ChatMessage.id))
-    if reader == GUEST:
+    if reader == Role.GUEST:
         query = query.where(ChatMessage.created_at >= participant.created_at)
     messages = db.session.execute(query).scalars().all()
     if reader in READ_COLUMN:
-        _mark_read([m.id for m in messages if m.sender != reader and getattr(m, READ_COLUMN[reader]) is None],
-                   reader)
+        unread = [m.id for m in messages
+                  if m.sender != reader and getattr(m, READ_COLUMN[reader]) is None]
+        _mark_read(unread, reader)
     return messages
 
 
@@ -47,18 +43,21 @@ def _mark_read(ids, reader):
     if not ids:
         return
     db.session.execute(
-        db.update(ChatMessage).where(ChatMessage.id.in_(ids)).values({READ_COLUMN[reader]: utcnow()})
+        db.update(ChatMessage).where(ChatMessage.id.in_(ids))
+        .values({READ_COLUMN[reader]: utcnow()})
     )
     db.session.commit()
 
 
 def render_message(message, practice, viewer_key=None):
     """One <li>; ``viewer_key`` (staff, patient, guest-<id>) marks the reader's own messages."""
-    return render_template("chat/_message.html", m=message, practice=practice, viewer_key=viewer_key)
+    return render_template("chat/_message.html", m=message, practice=practice,
+                           viewer_key=viewer_key)
 
 
 def post_message(appointment, practice, sender, text, staff=None, participant=None):
-    """Store, then send the fragment to every side's sockets (the sender's page lists it from there).
+    """Store, then send the fragment to every side's sockets (the sender's page lists it
+    from there).
 
     Only new messages are published, so a guest's socket never gets one from before the
     guest was added. The payload carries the writer's key in ``sender_key``, not in
@@ -75,23 +74,28 @@ def post_message(appointment, practice, sender, text, staff=None, participant=No
     db.session.commit()
     payload = {"type": "chat", "html": render_message(message, practice), "id": message.id,
                "sender": sender, "sender_key": message.sender_key}
-    hub = get_hub()
-    for side in (STAFF, PATIENT, GUEST):
-        delivered = hub.publish(channel(appointment.id, side), payload)
+    for side, delivered in hub.broadcast(appointment.id, payload).items():
         if delivered and side in READ_COLUMN and side != sender:
             # An open page of that side shows it at once.
             _mark_read([message.id], side)
-    log.info("chat message %s appointment %s from %s", message.id, appointment.id, message.sender_key)
+    log.info("chat message message=%s appointment=%s sender=%s",
+             message.id, appointment.id, message.sender_key)
     return message
 
 
-def unread_by_staff(appointment_ids):
-    """{appointment id: number of patient and guest messages the practice has not seen}."""
+def unread_by_staff(appointments):
+    """{appointment id: number of patient and guest messages the practice has not seen}.
+
+    The Patienten list shows it as a badge; patients is below chat, so its template
+    asks through the ``unread_chat`` template global (app/chat/__init__.py).
+    """
+    appointment_ids = [a.id for a in appointments]
     if not appointment_ids:
         return {}
     rows = db.session.execute(
         db.select(ChatMessage.appointment_id, func.count())
-        .where(ChatMessage.appointment_id.in_(appointment_ids), ChatMessage.sender.in_((PATIENT, GUEST)),
+        .where(ChatMessage.appointment_id.in_(appointment_ids),
+               ChatMessage.sender.in_((Role.PATIENT, Role.GUEST)),
                ChatMessage.read_by_staff_at.is_(None))
         .group_by(ChatMessage.appointment_id)
     ).all()

@@ -7,24 +7,13 @@ so several web processes and a restarted relay see the same truth.
 """
 import logging
 
-from app.consultation import protocol, relay
-from app.consultation.hub import channel
+from app.auth.models import Practice
+from app.consultation import relay
 from app.extensions import db
+from app.patients.models import Appointment
+from app.roles import Role, guest_key
 
 log = logging.getLogger(__name__)
-
-CHANNELS = (protocol.STAFF, protocol.PATIENT, protocol.GUEST)
-
-
-def key_for(identity):
-    if identity.role == protocol.GUEST:
-        return protocol.guest_key(identity.participant_id)
-    return identity.role
-
-
-def publish_all(hub, appointment_id, message):
-    for role in CHANNELS:
-        hub.publish(channel(appointment_id, role), message)
 
 
 def is_active(appointment_id):
@@ -40,23 +29,24 @@ def start(identity):
     """A guest joins: make sure the room exists, then move everyone there. Raises
     relay.RelayError (with a message for the practice) and changes nothing then."""
     relay.create_room(identity.appointment_id, identity.max_participants)
-    log.info("appointment %s: group call on the relay", identity.appointment_id)
+    log.info("group call on the relay appointment=%s", identity.appointment_id)
 
 
 def join(identity, offer_sdp):
     """One member's offer to the relay; returns the relay's answer SDP. The room is
     created again if the relay lost it (restart)."""
     room = relay.create_room(identity.appointment_id, identity.max_participants)
-    joined = relay.join(room, key_for(identity), offer_sdp)
-    log.info("appointment %s: %s joined the relay", identity.appointment_id, identity.role)
+    joined = relay.join(room, identity.key, offer_sdp)
+    log.info("joined the relay appointment=%s role=%s", identity.appointment_id, identity.role)
     return joined.sdp
 
 
 def leave(identity):
     try:
-        relay.leave(relay.room_id(identity.appointment_id), key_for(identity))
+        relay.leave(relay.room_id(identity.appointment_id), identity.key)
     except relay.RelayError as exc:
-        log.info("appointment %s: leaving the relay: %s", identity.appointment_id, exc.reason)
+        log.info("leaving the relay failed appointment=%s reason=%s",
+                 identity.appointment_id, exc.reason)
         return False
     return True
 
@@ -72,35 +62,34 @@ def roster(appointment_id):
     except relay.RelayError:
         return None
     names = _names(appointment_id)
-    participants, slots = [], {}
-    for member in room["participants"]:
-        key = member["participant"]
-        role = key if key in (protocol.STAFF, protocol.PATIENT) else protocol.GUEST
-        participants.append({"key": key, "name": names.get(key, ""), "role": role})
-        slots[key] = {s["mid"]: s["participant"] for s in member["slots"] if s["participant"]}
-    return {"type": "roster", "version": room.get("version", 0), "participants": participants, "slots": slots}
+    # The control API's and the roster's "participants" are the call's members (peers).
+    members, slots = [], {}
+    for peer in room["participants"]:
+        key = peer["participant"]
+        role = key if key in (Role.STAFF, Role.PATIENT) else Role.GUEST
+        members.append({"key": key, "name": names.get(key, ""), "role": role})
+        slots[key] = {s["mid"]: s["participant"] for s in peer["slots"] if s["participant"]}
+    return {"type": "roster", "version": room.get("version", 0), "participants": members,
+            "slots": slots}
 
 
 def publish_roster(hub, appointment_id):
     message = roster(appointment_id)
     if message is not None:
-        publish_all(hub, appointment_id, message)
+        hub.broadcast(appointment_id, message)
 
 
 def _names(appointment_id):
-    from app.auth.models import Practice
-    from app.patients.models import Appointment
-
     try:
         appointment = db.session.get(Appointment, appointment_id)
         if appointment is None:
             return {}
         names = {
-            protocol.STAFF: db.session.get(Practice, appointment.practice_id).name,
-            protocol.PATIENT: appointment.contact.full_name,
+            Role.STAFF: db.session.get(Practice, appointment.practice_id).name,
+            Role.PATIENT: appointment.contact.full_name,
         }
         for participant in appointment.participants:
-            names[protocol.guest_key(participant.id)] = participant.full_name
+            names[guest_key(participant.id)] = participant.full_name
         return names
     finally:
         # Sockets live long: never hold a database connection between messages.

@@ -6,6 +6,8 @@ but the socket's own mistake.
 import json
 import time
 
+from app.roles import Role
+
 MAX_MESSAGE_BYTES = 64 * 1024
 # Candidates arrive in bursts of a dozen or more at the start of a call and on ICE restarts.
 RATE_PER_SECOND = 30
@@ -15,27 +17,18 @@ CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 
-STAFF = "staff"
-PATIENT = "patient"
-# A further participant (Premium): takes part only in a group call through the relay.
-GUEST = "guest"
-
-
-def guest_key(participant_id):
-    """A guest's key in the call, the relay and the chat (staff and patient use their role)."""
-    return f"guest-{participant_id}"
-
 # Messages the server acts on itself.
 CONTROL = {
-    STAFF: {"ring", "cancel", "hangup", "relay-offer"},
-    PATIENT: {"accept", "decline", "hangup", "relay-offer"},
-    GUEST: {"accept", "decline", "hangup", "relay-offer"},
+    Role.STAFF: {"ring", "cancel", "hangup", "relay-offer"},
+    Role.PATIENT: {"accept", "decline", "hangup", "relay-offer"},
+    Role.GUEST: {"accept", "decline", "hangup", "relay-offer"},
 }
 # Messages relayed to the other side(s) after the check.
 RELAYED = {
-    STAFF: {"signal", "media-state", "screenshot-request", "screenshot-taken", "screen-share", "restart-ice"},
-    PATIENT: {"signal", "media-state", "screenshot-consent", "screen-share", "restart-ice"},
-    GUEST: {"media-state", "screen-share"},
+    Role.STAFF: {"signal", "media-state", "screenshot-request", "screenshot-taken",
+                 "screen-share", "restart-ice"},
+    Role.PATIENT: {"signal", "media-state", "screenshot-consent", "screen-share", "restart-ice"},
+    Role.GUEST: {"media-state", "screen-share"},
 }
 
 

@@ -40,7 +40,8 @@ class RelayUnavailable(RelayError):
 class RelayFull(RelayError):
     default = _l("Der Medienserver ist ausgelastet. Bitte versuchen Sie es später erneut; "
                  "laufende Gruppenanrufe bleiben davon ungestört.")
-    messages = {"room_full": _l("An diesem Anruf nimmt bereits die größtmögliche Zahl von Personen teil.")}
+    messages = {"room_full": _l("An diesem Anruf nimmt bereits die größtmögliche Zahl von "
+                                "Personen teil.")}
 
 
 class RelayRejected(RelayError):
@@ -49,7 +50,8 @@ class RelayRejected(RelayError):
     default = _l("Der Medienserver hat die Verbindung abgelehnt. Bitte laden Sie die Seite neu.")
     messages = {
         "unsupported_codec": _l("Dieser Browser bietet die für Gruppenanrufe nötigen Formate "
-                                "(VP8 und Opus) nicht an. Bitte verwenden Sie einen aktuellen Browser."),
+                                "(VP8 und Opus) nicht an. Bitte verwenden Sie einen aktuellen "
+                                "Browser."),
     }
 
 
@@ -78,16 +80,17 @@ def create_room(appointment_id, max_participants):
     return room
 
 
-def join(room, participant_id, offer_sdp):
-    data = _request("join", room, str(participant_id), offer_sdp)
+def join(room, key, offer_sdp):
+    """``key``: the member's key (staff, patient, guest-<n>), its peer id on the relay."""
+    data = _request("join", room, str(key), offer_sdp)
     return Joined(sdp=data["sdp"], slots=data["slots"])
 
 
-def leave(room, participant_id):
-    """Leaving a room or participant the relay no longer knows (it restarted, or the
-    connection already failed) is not an error: the participant is gone either way."""
+def leave(room, key):
+    """Leaving a room or peer the relay no longer knows (it restarted, or the connection
+    already failed) is not an error: the peer is gone either way."""
     try:
-        _request("leave", room, str(participant_id))
+        _request("leave", room, str(key))
     except RelayRejected as exc:
         if exc.reason not in ("no_room", "no_participant"):
             raise
@@ -96,23 +99,26 @@ def leave(room, participant_id):
 def room(room_id_):
     """The relay's view of a room: {"room", "max_participants", "participants": [
     {"participant", "state", "publications", "slots": [{"mid", "kind", "participant",
-    "publication"}]}]}; RelayRejected("no_room") when the relay does not hold it."""
+    "publication"}]}]}, where the control API's "participant" is a peer's key;
+    RelayRejected("no_room") when the relay does not hold it."""
     return _request("room", room_id_)
 
 
 def close_room(appointment_id):
     """The call is over: free the relay's ports at once. A room the relay does not hold
     (never created, or the relay restarted) is fine; a relay that cannot be reached is
-    logged, not raised: it frees the room when its participants' connections fail."""
+    logged, not raised: it frees the room when its peers' connections fail."""
     if not current_app.config.get("RELAY_SECRET"):
         return
     try:
         _request("close_room", room_id(appointment_id))
     except RelayRejected as exc:
         if exc.reason != "no_room":
-            logger.warning("media relay kept room of appointment %s: %s", appointment_id, exc.reason)
+            logger.warning("media relay kept room appointment=%s reason=%s",
+                           appointment_id, exc.reason)
     except RelayError as exc:
-        logger.warning("media relay room of appointment %s not closed: %s", appointment_id, exc.reason)
+        logger.warning("media relay room not closed appointment=%s reason=%s",
+                       appointment_id, exc.reason)
 
 
 def status():
@@ -123,7 +129,7 @@ def status():
 def _client():
     secret = current_app.config.get("RELAY_SECRET") or ""
     if not secret:
-        logger.error("RELAY_SECRET is not set: the media relay cannot be used")
+        logger.error("media relay not usable: RELAY_SECRET is not set")
         raise RelayUnavailable("unsigned")
     url = urlsplit(current_app.config["RELAY_URL"])
     return RelayClient(url.hostname, url.port or 80, secret.encode())
@@ -135,18 +141,19 @@ def _request(name, *args):
         return getattr(client, name)(*args)
     except RelayRefused as exc:
         if exc.code in _FULL:
-            logger.warning("media relay refused %s: %s", name, exc.code)
+            logger.warning("media relay refused request=%s reason=%s", name, exc.code)
             raise RelayFull(exc.code) from exc
         if exc.status == 401:
-            logger.error("media relay refused the signature (%s): RELAY_SECRET differs "
-                         "between the web app and the relay", exc.code)
+            logger.error("media relay refused the signature: RELAY_SECRET differs between "
+                         "web app and relay reason=%s", exc.code)
             raise RelayUnavailable(exc.code) from exc
         if 400 <= exc.status < 500:
-            logger.info("media relay refused %s: %s", name, exc.code)
+            logger.info("media relay refused request=%s reason=%s", name, exc.code)
             raise RelayRejected(exc.code) from exc
-        logger.error("media relay failed on %s: %s %s", name, exc.status, exc.code)
+        logger.error("media relay failed request=%s status=%s reason=%s",
+                     name, exc.status, exc.code)
         raise RelayUnavailable(exc.code) from exc
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        logger.error("media relay at %s:%s unreachable on %s: %s",
+        logger.error("media relay unreachable address=%s:%s request=%s error=%s",
                      client.host, client.port, name, type(exc).__name__)
         raise RelayUnavailable("unreachable") from exc

@@ -4,11 +4,14 @@ from flask_login import login_required
 from flask_wtf.csrf import generate_csrf
 
 from app.auth.models import Practice
-from app.consultation import bp, services, signalling
+from app.consultation import bp, calls, sockets
+from app.consultation.identity import patient_identity, staff_identity
 from app.extensions import db, limiter, sock
-from app.patients.services import get_appointment
+from app.patients import links
+from app.patients.models import Appointment
+from app.roles import Role
 from app.tariffs import has_feature
-from app.web import current_practice
+from app.web import current_practice, load_in_practice
 
 
 def _invalid_link():
@@ -19,10 +22,10 @@ def _invalid_link():
 @bp.route("/j/<token>")
 @limiter.limit("30 per minute")
 def join(token):
-    visitor = services.visitor_for_token(token)
+    visitor = links.visitor_for_token(token)
     if visitor is None:
         return _invalid_link()
-    services.redeem(visitor.appointment, visitor.participant)
+    links.redeem(visitor.appointment, visitor.participant)
     return redirect(url_for("consultation.device_check"))
 
 
@@ -34,13 +37,14 @@ def _call_context(appointment, practice, role, ws_url):
 
 def _patient_page(template):
     # Guests get the patient's pages, with the role "guest" as on their socket.
-    visitor = services.current_visitor()
+    visitor = links.current_visitor()
     if visitor is None:
         return _invalid_link()
     appointment = visitor.appointment
     practice = db.session.get(Practice, appointment.practice_id)
-    return render_template(template, visitor=visitor, **_call_context(
-        appointment, practice, visitor.role, url_for("consultation.patient_socket")))
+    context = _call_context(appointment, practice, visitor.role,
+                            url_for("consultation.patient_socket"))
+    return render_template(template, visitor=visitor, **context)
 
 
 @bp.route("/sprechstunde/geraetetest")
@@ -57,24 +61,25 @@ def waiting_room():
 @login_required
 def call(appointment_id):
     practice = current_practice()
-    appointment = get_appointment(practice, appointment_id)
+    appointment = load_in_practice(Appointment, appointment_id, practice)
     return render_template("consultation/call.html", title=_("Videosprechstunde"), **_call_context(
-        appointment, practice, "staff", url_for("consultation.staff_socket", appointment_id=appointment.id)))
+        appointment, practice, Role.STAFF,
+        url_for("consultation.staff_socket", appointment_id=appointment.id)))
 
 
 @bp.route("/anruf/<int:appointment_id>/starten", methods=["POST"])
 @login_required
 def start_call(appointment_id):
-    appointment = get_appointment(current_practice(), appointment_id)
-    signalling.ring_now(appointment)
+    appointment = load_in_practice(Appointment, appointment_id, current_practice())
+    calls.ring_now(appointment)
     return redirect(url_for("consultation.call", appointment_id=appointment.id), 303)
 
 
 @sock.route("/ws/anruf/<int:appointment_id>", bp=bp)
 def staff_socket(ws, appointment_id):
-    signalling.serve(ws, signalling.staff_identity(appointment_id))
+    sockets.serve(ws, staff_identity(appointment_id))
 
 
 @sock.route("/ws/sprechstunde", bp=bp)
 def patient_socket(ws):
-    signalling.serve(ws, signalling.patient_identity())
+    sockets.serve(ws, patient_identity())

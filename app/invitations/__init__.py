@@ -1,9 +1,19 @@
-"""The only place that sends anything to patients (e-mail, SMS), through the outbox."""
-from app.invitations.services import (  # noqa: F401
+"""The only place that sends anything to patients (e-mail, SMS), through the outbox.
+
+Below patients: the Patienten tab queues invitations in the same transaction as the
+appointment, so it calls down here; nothing here imports a higher domain.
+"""
+from app.invitations.services import (
     delivery_states,
     queue_cancellation,
     queue_invitation,
     queue_participant_removed,
     resend_invitation,
+    resend_participant_invitation,
     sms_available,
 )
+
+__all__ = [
+    "delivery_states", "queue_cancellation", "queue_invitation", "queue_participant_removed",
+    "resend_invitation", "resend_participant_invitation", "sms_available",
+]

@@ -13,7 +13,8 @@ def _fernet():
     secret = current_app.config["SECRET_KEY"]
     fernet = _cache.get(secret)
     if fernet is None:
-        key = base64.urlsafe_b64encode(hashlib.sha256(b"sprechzimmer-outbox:" + secret.encode()).digest())
+        digest = hashlib.sha256(b"sprechzimmer-outbox:" + secret.encode()).digest()
+        key = base64.urlsafe_b64encode(digest)
         fernet = _cache[secret] = Fernet(key)
     return fernet
 

@@ -1,6 +1,6 @@
 """E-mail: German text + HTML with a calendar entry, over SMTP or into a local folder."""
 import os
-from datetime import timedelta, timezone
+from datetime import timezone
 
 from flask import current_app, render_template
 from flask_mail import Message
@@ -20,7 +20,7 @@ def calendar_entry(appointment, practice, link, cancelled=False) -> bytes:
     event.add("uid", f"appointment-{appointment.id}-{practice.id}@sprechzimmer")
     event.add("dtstamp", utcnow().replace(tzinfo=timezone.utc))
     event.add("dtstart", appointment.starts_at.replace(tzinfo=timezone.utc))
-    event.add("dtend", (appointment.starts_at + timedelta(minutes=appointment.duration_minutes)).replace(tzinfo=timezone.utc))
+    event.add("dtend", appointment.ends_at.replace(tzinfo=timezone.utc))
     event.add("summary", f"Videosprechstunde bei {practice.name}")
     event.add("sequence", 1 if cancelled else 0)
     if cancelled:
@@ -45,21 +45,25 @@ def _sender_address():
 
 
 def invitation_message(appointment, practice, contact, link, local_start) -> Message:
-    ctx = dict(practice=practice, contact=contact, appointment=appointment, link=link, local=local_start)
+    ctx = dict(practice=practice, contact=contact, appointment=appointment, link=link,
+               local=local_start)
     msg = Message(
         subject=f"Einladung zur Videosprechstunde bei {practice.name}",
         recipients=[contact.email],
         body=render_template("email/invitation.txt", **ctx),
         html=render_template("email/invitation.html", **ctx),
     )
-    msg.attach("termin.ics", "text/calendar; charset=utf-8; method=PUBLISH", calendar_entry(appointment, practice, link))
+    msg.attach("termin.ics", "text/calendar; charset=utf-8; method=PUBLISH",
+               calendar_entry(appointment, practice, link))
     return msg
 
 
 def cancellation_message(data) -> Message:
-    msg = Message(subject=data["subject"], recipients=[data["to"]], body=data["text"], html=data["html"])
+    msg = Message(subject=data["subject"], recipients=[data["to"]], body=data["text"],
+                  html=data["html"])
     if data.get("ics"):  # absent in cancellations queued before it was added
-        msg.attach("termin.ics", "text/calendar; charset=utf-8; method=CANCEL", data["ics"].encode())
+        msg.attach("termin.ics", "text/calendar; charset=utf-8; method=CANCEL",
+                   data["ics"].encode())
     return msg
 
 

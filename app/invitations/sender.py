@@ -88,7 +88,8 @@ class _Heartbeat:
         self.message_id = message_id
         self.app = current_app._get_current_object()
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"outbox-lease-{message_id}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"outbox-lease-{message_id}",
+                                       daemon=True)
 
     def __enter__(self):
         self.thread.start()
@@ -106,10 +107,11 @@ class _Heartbeat:
                     with db.engine.begin() as connection:
                         connection.execute(
                             db.update(OutboxMessage)
-                            .where(OutboxMessage.id == self.message_id, OutboxMessage.status == PENDING)
+                            .where(OutboxMessage.id == self.message_id,
+                                   OutboxMessage.status == PENDING)
                             .values(next_attempt_at=utcnow() + lease))
-                except Exception:  # noqa: BLE001 - the send goes on; the lease may lapse
-                    log.exception("outbox message=%s lease renewal failed", self.message_id)
+                except Exception:  # the send goes on; the lease may lapse
+                    log.exception("outbox lease renewal failed message=%s", self.message_id)
 
 
 def _deliver_one(message_id):
@@ -134,8 +136,8 @@ def _deliver_one(message_id):
             transport()
         except (Temporary, Permanent) as exc:
             error = exc
-        except Exception as exc:  # noqa: BLE001 - one broken message must not stop the round
-            log.exception("outbox message=%s unexpected error", message_id)
+        except Exception as exc:  # one broken message must not stop the round
+            log.exception("outbox unexpected error message=%s", message_id)
             error = Temporary(f"unexpected {type(exc).__name__}")
     if isinstance(error, Permanent):
         _fail(message, str(error))
@@ -146,7 +148,7 @@ def _deliver_one(message_id):
         message.sent_at = utcnow()
         message.last_error = None
         message.payload = None
-        log.info("outbox message=%s kind=%s channel=%s sent attempt=%s",
+        log.info("outbox sent message=%s kind=%s channel=%s attempt=%s",
                  message.id, message.kind, message.channel, message.attempts)
     db.session.commit()
 
@@ -158,7 +160,7 @@ def _retry_or_fail(message, error):
     base = timedelta(seconds=current_app.config["OUTBOX_BACKOFF_SECONDS"])
     message.next_attempt_at = utcnow() + min(base * 2 ** (message.attempts - 1), MAX_BACKOFF)
     message.last_error = error[:300]
-    log.warning("outbox message=%s channel=%s temporary failure attempt=%s: %s",
+    log.warning("outbox temporary failure message=%s channel=%s attempt=%s error=%r",
                 message.id, message.channel, message.attempts, error)
 
 
@@ -167,7 +169,7 @@ def _fail(message, error):
     message.permanent = True
     message.last_error = error[:300]
     message.payload = None
-    log.warning("outbox message=%s channel=%s failed for good after %s attempts: %s",
+    log.warning("outbox failed for good message=%s channel=%s attempts=%s error=%r",
                 message.id, message.channel, message.attempts, error)
 
 
@@ -237,7 +239,7 @@ def run_worker(stop=None):
     while stop is None or not stop.is_set():
         try:
             sent = deliver_due()
-        except Exception:  # noqa: BLE001 - keep delivering after a database hiccup
+        except Exception:  # keep delivering after a database hiccup
             log.exception("outbox round failed")
             db.session.rollback()
             sent = 0

@@ -1,13 +1,15 @@
 import logging
 
 from flask import current_app, render_template
+from flask_babel import gettext as _
 
-from app.consultation.tokens import JOIN_PATH, new_token
+from app.auth.models import Practice
 from app.extensions import db
 from app.invitations import crypto, email
 from app.invitations.models import FAILED, PENDING, OutboxMessage
 from app.tariffs import has_feature
 from app.timeutil import to_local
+from app.tokens import JOIN_PATH, new_token
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +26,11 @@ def sms_configured() -> bool:
 
 def sms_available(practice):
     """(available, reason): SMS needs the tariff and Vonage credentials."""
-    from flask_babel import gettext as _
-
     if not has_feature(practice, "sms"):
         return False, _("SMS-Einladungen sind in den Tarifen Standard und Premium enthalten.")
     if not sms_configured():
-        return False, _("Der SMS-Versand ist auf diesem Server nicht eingerichtet (Vonage-Zugangsdaten fehlen).")
+        return False, _("Der SMS-Versand ist auf diesem Server nicht eingerichtet "
+                        "(Vonage-Zugangsdaten fehlen).")
     return True, None
 
 
@@ -81,7 +82,7 @@ def resend_participant_invitation(participant, channel):
                 message.payload = crypto.seal({"token": token})
     queue_invitation(participant.appointment, token, [channel], participant=participant)
     db.session.commit()
-    log.info("appointment %s: participant %s gets a new link by %s",
+    log.info("participant link renewed appointment=%s participant=%s channel=%s",
              participant.appointment_id, participant.id, channel)
 
 
@@ -92,7 +93,8 @@ def queue_cancellation(appointment):
     The text is rendered now: the appointment is gone when the sender runs.
     """
     practice = _practice(appointment)
-    _queue_cancellation_to(appointment.contact, _patient_messages(appointment), appointment, practice)
+    _queue_cancellation_to(appointment.contact, _patient_messages(appointment), appointment,
+                           practice)
     for participant in appointment.participants:
         _queue_cancellation_to(participant, participant.messages, appointment, practice)
 
@@ -106,16 +108,19 @@ def queue_participant_removed(participant):
 
 def _queue_cancellation_to(person, messages, appointment, practice, removed=False):
     # `person` is the Contact or a Participant: both have names, email and mobile.
-    channels = sorted({m.channel for m in messages if m.kind == "invitation" and m.status != FAILED})
+    channels = sorted({m.channel for m in messages
+                       if m.kind == "invitation" and m.status != FAILED})
     if not channels:
         return
     local = to_local(appointment.starts_at, practice.timezone)
-    ctx = dict(practice=practice, contact=person, local=local, appointment=appointment, removed=removed)
+    ctx = dict(practice=practice, contact=person, local=local, appointment=appointment,
+               removed=removed)
     for channel in channels:
         if channel == "email":
             data = {
                 "to": person.email,
-                "subject": (f"Einladung zurückgenommen: Videosprechstunde bei {practice.name}" if removed
+                "subject": (f"Einladung zurückgenommen: Videosprechstunde bei {practice.name}"
+                            if removed
                             else f"Termin abgesagt: Videosprechstunde bei {practice.name}"),
                 "text": render_template("email/cancellation.txt", **ctx),
                 "html": render_template("email/cancellation.html", **ctx),
@@ -133,8 +138,6 @@ def _queue_cancellation_to(person, messages, appointment, practice, removed=Fals
 
 
 def _practice(appointment):
-    from app.auth.models import Practice
-
     return db.session.get(Practice, appointment.practice_id)
 
 

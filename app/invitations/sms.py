@@ -54,7 +54,8 @@ def send_sms(to_e164: str, text: str) -> str:
     cfg = current_app.config
     if not (cfg.get("VONAGE_API_KEY") and cfg.get("VONAGE_API_SECRET")):
         raise PermanentError("sms not configured")
-    message = SmsMessage(to=to_e164.lstrip("+"), from_=cfg["VONAGE_SMS_FROM"], text=text, type="unicode")
+    message = SmsMessage(to=to_e164.lstrip("+"), from_=cfg["VONAGE_SMS_FROM"], text=text,
+                         type="unicode")
     try:
         response = _client().sms.send(message)
     except SmsError as exc:

@@ -4,6 +4,7 @@ SQLite: the online backup API (a consistent copy while the app writes). PostgreS
 pg_dump in its custom format, restored with pg_restore. The connection details go to
 pg_dump/pg_restore through the PG* environment, so no password shows up in `ps`.
 """
+
 import os
 import re
 import sqlite3
@@ -36,8 +37,13 @@ def _pg_env(url):
     as ?host=/var/run/postgresql)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     host = url.query.get("host") or url.host
-    for key, value in (("PGHOST", host), ("PGPORT", url.port), ("PGUSER", url.username),
-                       ("PGPASSWORD", url.password), ("PGDATABASE", url.database)):
+    for key, value in (
+        ("PGHOST", host),
+        ("PGPORT", url.port),
+        ("PGUSER", url.username),
+        ("PGPASSWORD", url.password),
+        ("PGDATABASE", url.database),
+    ):
         if value:
             env[key] = str(value)
     return env
@@ -49,7 +55,9 @@ def _run(args, env):
     except FileNotFoundError:
         raise BackupError(f"{args[0]} not found (apt-get install postgresql-client)") from None
     if result.returncode != 0:
-        raise BackupError(f"{args[0]} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+        raise BackupError(
+            f"{args[0]} failed ({result.returncode}): {result.stderr.strip()[-2000:]}"
+        )
 
 
 def backups(folder):
@@ -80,7 +88,16 @@ def backup(database_url, folder, keep):
                 copy.close()
                 source.close()
         else:
-            _run(["pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={partial}"], _pg_env(url))
+            _run(
+                [
+                    "pg_dump",
+                    "--format=custom",
+                    "--no-owner",
+                    "--no-privileges",
+                    f"--file={partial}",
+                ],
+                _pg_env(url),
+            )
         partial.rename(target)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -89,7 +106,7 @@ def backup(database_url, folder, keep):
         os.umask(old_umask)
     removed = []
     existing = backups(folder)
-    for old in existing[:max(0, len(existing) - keep)]:
+    for old in existing[: max(0, len(existing) - keep)]:
         old.unlink()
         removed.append(old)
     return target, removed
@@ -119,5 +136,17 @@ def restore(database_url, path):
         finally:
             source.close()
     else:
-        _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
-              "--exit-on-error", f"--dbname={_pg_env(url)['PGDATABASE']}", str(path)], _pg_env(url))
+        _run(
+            [
+                "pg_restore",
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--no-privileges",
+                "--single-transaction",
+                "--exit-on-error",
+                f"--dbname={_pg_env(url)['PGDATABASE']}",
+                str(path),
+            ],
+            _pg_env(url),
+        )

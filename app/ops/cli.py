@@ -1,4 +1,5 @@
 """The operations commands: flask doctor, flask backup, flask restore."""
+
 import os
 
 import click
@@ -11,14 +12,20 @@ from app.ops.doctor import FAIL, render, run_checks
 
 
 def _default_lang():
-    lang = os.environ.get("LC_ALL") or os.environ.get("LC_MESSAGES") or os.environ.get("LANG") or "de"
+    lang = (
+        os.environ.get("LC_ALL") or os.environ.get("LC_MESSAGES") or os.environ.get("LANG") or "de"
+    )
     return "en" if lang.startswith("en") else "de"
 
 
 @click.command("doctor")
 @with_appcontext
-@click.option("--lang", type=click.Choice(["de", "en"]), default=None,
-              help="Sprache der Ausgabe / language of the output (default: de, en when LANG=en*).")
+@click.option(
+    "--lang",
+    type=click.Choice(["de", "en"]),
+    default=None,
+    help="Sprache der Ausgabe / language of the output (default: de, en when LANG=en*).",
+)
 def doctor(lang):
     """Prüft die laufende Installation / checks the running installation."""
     lang = lang or _default_lang()
@@ -32,7 +39,12 @@ def doctor(lang):
 @click.command("backup")
 @with_appcontext
 @click.option("--dir", "folder", default=None, help="Folder for the backups (default: BACKUP_DIR).")
-@click.option("--keep", type=click.IntRange(min=1), default=None, help="How many backups to keep (default: BACKUP_KEEP).")
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    default=None,
+    help="How many backups to keep (default: BACKUP_KEEP).",
+)
 def backup(folder, keep):
     """Back the database up into a folder (SQLite backup API or pg_dump), keeping the newest."""
     folder = folder or current_app.config["BACKUP_DIR"]

@@ -4,6 +4,7 @@ Allocate with long-term credentials (RFC 5389, RFC 5766), over UDP, TCP or TLS.
 Message encoding is aioice's (already a dependency of the media relay); the exchange
 is synchronous because the doctor runs one check after another.
 """
+
 import socket
 import ssl
 import struct
@@ -62,7 +63,10 @@ class _Channel:
 
     def __init__(self, url, timeout, ssl_context=None):
         self.url, self.timeout = url, timeout
-        family, kind = socket.AF_INET, socket.SOCK_DGRAM if url.transport == "udp" else socket.SOCK_STREAM
+        family, kind = (
+            socket.AF_INET,
+            socket.SOCK_DGRAM if url.transport == "udp" else socket.SOCK_STREAM,
+        )
         info = socket.getaddrinfo(url.host, url.port, type=kind)
         family, _, _, _, self.address = info[0]
         self.sock = socket.socket(family, kind)
@@ -93,7 +97,9 @@ class _Channel:
                 except socket.timeout:
                     waited += delay
                     delay *= 2
-            raise TurnError(f"no answer from {self.url.host}:{self.url.port}/udp within {self.timeout:g} s")
+            raise TurnError(
+                f"no answer from {self.url.host}:{self.url.port}/udp within {self.timeout:g} s"
+            )
         self.sock.sendall(data)
         while True:
             answer = self._parse(self._read_stream_message())
@@ -105,7 +111,7 @@ class _Channel:
             if len(self.buffer) >= 20:
                 length = struct.unpack("!H", self.buffer[2:4])[0]
                 if len(self.buffer) >= 20 + length:
-                    data, self.buffer = self.buffer[:20 + length], self.buffer[20 + length:]
+                    data, self.buffer = self.buffer[: 20 + length], self.buffer[20 + length :]
                     return data
             chunk = self.sock.recv(4096)
             if not chunk:
@@ -128,7 +134,9 @@ def binding(url, timeout=5, ssl_context=None):
     finally:
         channel.close()
     if answer.message_class != stun.Class.RESPONSE:
-        raise TurnError(f"binding refused: {answer.attributes.get('ERROR-CODE')}", answer.error_code)
+        raise TurnError(
+            f"binding refused: {answer.attributes.get('ERROR-CODE')}", answer.error_code
+        )
     mapped = answer.attributes.get("XOR-MAPPED-ADDRESS") or answer.attributes.get("MAPPED-ADDRESS")
     if not mapped:
         raise TurnError("binding answer without a mapped address")
@@ -163,13 +171,21 @@ class Allocation:
             self.channel.close()
 
     def _allocate(self):
-        answer = self.channel.exchange(stun.Message(stun.Method.ALLOCATE, stun.Class.REQUEST,
-                                                    attributes={"REQUESTED-TRANSPORT": UDP_TRANSPORT}))
+        answer = self.channel.exchange(
+            stun.Message(
+                stun.Method.ALLOCATE,
+                stun.Class.REQUEST,
+                attributes={"REQUESTED-TRANSPORT": UDP_TRANSPORT},
+            )
+        )
         if answer.message_class == stun.Class.RESPONSE:
             raise TurnError("the server allocates without credentials (no use-auth-secret?)")
         if answer.error_code != 401 or "NONCE" not in answer.attributes:
-            raise TurnError(f"unexpected answer to an unauthenticated allocation: "
-                            f"{answer.attributes.get('ERROR-CODE')}", answer.error_code)
+            raise TurnError(
+                f"unexpected answer to an unauthenticated allocation: "
+                f"{answer.attributes.get('ERROR-CODE')}",
+                answer.error_code,
+            )
         self.realm = answer.attributes["REALM"]
         self.key = make_integrity_key(self.username, self.realm, self.password)
         self.nonce = answer.attributes["NONCE"]
@@ -181,8 +197,16 @@ class Allocation:
     def request(self, method, attributes):
         """An authenticated request; the success answer, or TurnError with the code."""
         for _ in range(2):  # a stale nonce (438) gets one retry with the new one
-            request = stun.Message(method, stun.Class.REQUEST, attributes={
-                **attributes, "USERNAME": self.username, "REALM": self.realm, "NONCE": self.nonce})
+            request = stun.Message(
+                method,
+                stun.Class.REQUEST,
+                attributes={
+                    **attributes,
+                    "USERNAME": self.username,
+                    "REALM": self.realm,
+                    "NONCE": self.nonce,
+                },
+            )
             request.add_message_integrity(self.key)
             answer = self.channel.exchange(request)
             if answer.error_code == 438 and "NONCE" in answer.attributes:

@@ -18,6 +18,7 @@ DURATION_CHOICES = (10, 15, 20, 30, 45, 60, 90)
 CONSENT_TEXT = _l("Der Nutzer hat eingewilligt, SMS- und E-Mail-Nachrichten von mir zu erhalten")
 # How far ahead an appointment may be booked; beyond that it is most likely a typo.
 MAX_DAYS_AHEAD = 366
+INVALID_MOBILE = _l("Bitte geben Sie eine gültige Mobilnummer ein, z. B. 0151 23456789.")
 
 
 def _clean(value):
@@ -33,7 +34,8 @@ def _name(field, required_msg):
         raise ValidationError(_l("Höchstens %(n)d Zeichen.", n=NAME_MAX))
     # Whitespace controls are gone after _clean; any other control character (C0, DEL, C1)
     # would end up in e-mail headers and SMS texts.
-    if any(ch in value for ch in "<>\"@\\/{}") or any(unicodedata.category(ch) == "Cc" for ch in value):
+    if (any(ch in value for ch in "<>\"@\\/{}")
+            or any(unicodedata.category(ch) == "Cc" for ch in value)):
         raise ValidationError(_l("Bitte nur Buchstaben, Leerzeichen, Bindestrich und Apostroph."))
 
 
@@ -63,7 +65,8 @@ class PersonForm(FlaskForm):
         try:
             result = validate_email(value, check_deliverability=False)
         except EmailNotValidError:
-            raise ValidationError(_l("Bitte geben Sie eine gültige E-Mail-Adresse ein, z. B. name@beispiel.de.")) from None
+            raise ValidationError(_l("Bitte geben Sie eine gültige E-Mail-Adresse ein, "
+                                     "z. B. name@beispiel.de.")) from None
         field.data = result.normalized.lower()
 
     def validate_mobile(self, field):
@@ -74,18 +77,19 @@ class PersonForm(FlaskForm):
                 raise ValidationError(_l("Für die SMS-Einladung wird eine Mobilnummer benötigt."))
             return
         if len(value) > 30:
-            raise ValidationError(_l("Bitte geben Sie eine gültige Mobilnummer ein, z. B. 0151 23456789."))
+            raise ValidationError(INVALID_MOBILE)
         try:
             number = phonenumbers.parse(value, "DE")
         except phonenumbers.NumberParseException:
-            raise ValidationError(_l("Bitte geben Sie eine gültige Mobilnummer ein, z. B. 0151 23456789.")) from None
+            raise ValidationError(INVALID_MOBILE) from None
         if not phonenumbers.is_valid_number(number):
-            raise ValidationError(_l("Bitte geben Sie eine gültige Mobilnummer ein, z. B. 0151 23456789."))
+            raise ValidationError(INVALID_MOBILE)
         if phonenumbers.number_type(number) not in (
             phonenumbers.PhoneNumberType.MOBILE,
             phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
         ):
-            raise ValidationError(_l("Das ist keine Mobilnummer; SMS können nur an Mobilnummern gehen."))
+            raise ValidationError(
+                _l("Das ist keine Mobilnummer; SMS können nur an Mobilnummern gehen."))
         field.data = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
     def validate_consent(self, field):
@@ -98,7 +102,8 @@ class ParticipantForm(PersonForm):
 
 
 class AppointmentForm(PersonForm):
-    # Without a label WTForms translates a made-up one, loading its message catalog on every request.
+    # Without a label WTForms translates a made-up one, loading its message catalog on every
+    # request.
     contact_id = HiddenField("")
     date = StringField(_l("Datum"))
     time = StringField(_l("Uhrzeit"))
@@ -128,7 +133,8 @@ class AppointmentForm(PersonForm):
         if day is None:
             return
         try:
-            starts = local_to_utc(datetime.combine(day, field.parsed.replace(second=0)), self.practice_tz)
+            local = datetime.combine(day, field.parsed.replace(second=0))
+            starts = local_to_utc(local, self.practice_tz)
         except OverflowError:
             # 0001-01-01 00:30 in Berlin lies before year 1 in UTC.
             starts = datetime.min
@@ -144,7 +150,8 @@ class AppointmentForm(PersonForm):
         # isdigit() alone lets "²" through, which int() refuses.
         if not re.fullmatch(r"[0-9]{1,3}", raw) or not DURATION_MIN <= int(raw) <= DURATION_MAX:
             raise ValidationError(
-                _l("Bitte geben Sie eine Dauer zwischen %(lo)d und %(hi)d Minuten an.", lo=DURATION_MIN, hi=DURATION_MAX)
+                _l("Bitte geben Sie eine Dauer zwischen %(lo)d und %(hi)d Minuten an.",
+                   lo=DURATION_MIN, hi=DURATION_MAX)
             )
         field.parsed = int(raw)
 

@@ -7,7 +7,9 @@ from app.timeutil import utcnow
 class Contact(db.Model):
     """A person the practice has invited; one per e-mail address and practice."""
 
-    __table_args__ = (db.UniqueConstraint("practice_id", "email", name="uq_contact_practice_email"),)
+    __table_args__ = (
+        db.UniqueConstraint("practice_id", "email", name="uq_contact_practice_email"),
+    )
 
     id = db.Column(db.Integer, primary_key=True)
     practice_id = db.Column(
@@ -72,7 +74,9 @@ class Participant(db.Model):
     lets the database refuse two requests that take the last seat at once.
     """
 
-    __table_args__ = (db.UniqueConstraint("appointment_id", "seat", name="uq_participant_appointment_seat"),)
+    __table_args__ = (
+        db.UniqueConstraint("appointment_id", "seat", name="uq_participant_appointment_seat"),
+    )
 
     id = db.Column(db.Integer, primary_key=True)
     appointment_id = db.Column(

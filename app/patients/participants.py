@@ -6,34 +6,20 @@ database itself refuses a person beyond the limit, even from two requests at onc
 """
 import logging
 
-from flask import abort
 from sqlalchemy.exc import IntegrityError
 
-from app import invitations
-from app.consultation.tokens import new_token
+from app import events, invitations
 from app.extensions import db
 from app.patients.models import Participant
-from app.patients.services import MAX_ID
 from app.tariffs import tariff_of
 from app.timeutil import utcnow
+from app.tokens import new_token
 
 log = logging.getLogger(__name__)
 
 
 class NoSeatLeft(Exception):
     """Every seat of the tariff is taken."""
-
-
-def get_participant(practice, appointment, participant_id) -> Participant:
-    if not 0 < participant_id <= MAX_ID:
-        abort(404)
-    participant = db.session.execute(
-        db.select(Participant).filter_by(id=participant_id, appointment_id=appointment.id,
-                                         practice_id=practice.id)
-    ).scalar_one_or_none()
-    if participant is None:
-        abort(404)
-    return participant
 
 
 def _free_seat(appointment_id, seats):
@@ -47,7 +33,7 @@ def add_participant(practice, staff, appointment, form, consent_text) -> Partici
     """Participant, link token and outbox entries in one transaction; NoSeatLeft when full."""
     seats = tariff_of(practice).extra_participants
     appointment_id = appointment.id
-    for attempt in range(seats + 1):
+    for _attempt in range(seats + 1):
         seat = _free_seat(appointment_id, seats)
         if seat is None:
             raise NoSeatLeft()
@@ -67,18 +53,17 @@ def add_participant(practice, staff, appointment, form, consent_text) -> Partici
             # Another request took this seat a moment ago: look again.
             db.session.rollback()
             continue
-        log.info("appointment %s: participant %s added (seat %s)", appointment_id, participant.id, seat)
+        log.info("participant added appointment=%s participant=%s seat=%s",
+                 appointment_id, participant.id, seat)
         return participant
     raise NoSeatLeft()
 
 
 def remove_participant(participant):
     """Their link dies with the row; they are told on the channels that reached them."""
-    from app.consultation.signalling import participant_removed
-
     appointment_id, participant_id = participant.appointment_id, participant.id
     invitations.queue_participant_removed(participant)
     db.session.delete(participant)
     db.session.commit()
-    participant_removed(appointment_id, participant_id)
-    log.info("appointment %s: participant %s removed", appointment_id, participant_id)
+    events.participant_removed.send(participant_id, appointment_id=appointment_id)
+    log.info("participant removed appointment=%s participant=%s", appointment_id, participant_id)

@@ -1,44 +1,17 @@
 """What the Patienten tab does: contacts, appointments, search, deletion."""
 from datetime import timedelta
 
-from flask import abort
 from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 
-from app import invitations
-from app.consultation.tokens import new_token
+from app import events, invitations
 from app.extensions import db
 from app.patients.models import Appointment, Contact
 from app.timeutil import utcnow
+from app.tokens import new_token
 
 SEARCH_LIMIT = 10
 PAST_LIMIT = 50
-
-
-# Ids in URLs are unbounded, PostgreSQL's INTEGER is not: a larger one must be a 404, not a 500.
-MAX_ID = 2**31 - 1
-
-
-def get_contact(practice, contact_id) -> Contact:
-    if not 0 < contact_id <= MAX_ID:
-        abort(404)
-    contact = db.session.execute(
-        db.select(Contact).filter_by(id=contact_id, practice_id=practice.id)
-    ).scalar_one_or_none()
-    if contact is None:
-        abort(404)
-    return contact
-
-
-def get_appointment(practice, appointment_id) -> Appointment:
-    if not 0 < appointment_id <= MAX_ID:
-        abort(404)
-    appointment = db.session.execute(
-        db.select(Appointment).filter_by(id=appointment_id, practice_id=practice.id)
-    ).scalar_one_or_none()
-    if appointment is None:
-        abort(404)
-    return appointment
 
 
 def _upsert_contact(practice, form):
@@ -107,13 +80,11 @@ def _commit_keeping_state():
 
 
 def delete_appointment(appointment):
-    from app.consultation.signalling import appointment_deleted
-
-    appointment_id = appointment.id
+    appointment_id, practice_id = appointment.id, appointment.practice_id
     invitations.queue_cancellation(appointment)
     db.session.delete(appointment)
     db.session.commit()
-    appointment_deleted(appointment_id)
+    events.appointment_deleted.send(appointment_id, practice_id=practice_id)
 
 
 def search_contacts(practice, query):
@@ -150,21 +121,11 @@ def appointment_lists(practice):
     upcoming = [a for a in candidates if a.ends_at > now]
     past = [a for a in candidates if a.ends_at <= now]
     past += db.session.execute(
-        base.where(Appointment.starts_at < horizon).order_by(Appointment.starts_at.desc()).limit(PAST_LIMIT)
+        base.where(Appointment.starts_at < horizon)
+        .order_by(Appointment.starts_at.desc()).limit(PAST_LIMIT)
     ).scalars().all()
     past.sort(key=lambda a: a.starts_at, reverse=True)
-    past = past[:PAST_LIMIT]
-    _mark_unread_chat(upcoming + past)
-    return upcoming, past
-
-
-def _mark_unread_chat(appointments):
-    # For the list's badge: how many of the patient's chat messages nobody here has read.
-    from app.chat.services import unread_by_staff
-
-    counts = unread_by_staff([a.id for a in appointments])
-    for a in appointments:
-        a.unread_chat = counts.get(a.id, 0)
+    return upcoming, past[:PAST_LIMIT]
 
 
 def contact_appointments(practice, contact):

@@ -127,7 +127,7 @@ def test_premium_group_call_through_the_relay(logged_in, other_page, more_pages,
 
     # The relay knows keys, never who is behind them.
     relay_log = stack.relay.log_tail(lines=10_000)
-    assert f"room appointment-{appointment_id} created" in relay_log
+    assert f"room created room=appointment-{appointment_id} " in relay_log
     for first, last, email in people:
         assert last not in relay_log and email not in relay_log
 

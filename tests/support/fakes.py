@@ -33,7 +33,7 @@ class _Handler:
     def __init__(self, server):
         self.server = server
 
-    async def handle_RCPT(self, smtp_server, session, envelope, address, rcpt_options):
+    async def handle_RCPT(self, smtp_server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's name
         if self.server.hold == "before":
             await self.server.wait_if_first()
         reply = self.server.rcpt_reply
@@ -42,7 +42,7 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, smtp_server, session, envelope):
+    async def handle_DATA(self, smtp_server, session, envelope):  # noqa: N802 - aiosmtpd's name
         reply = self.server.data_reply
         if reply:
             return reply
@@ -161,7 +161,7 @@ class _VonageHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         stand_in = self.server.stand_in
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode()

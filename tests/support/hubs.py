@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from app.consultation.hub import InProcessHub
+from app.hub import InProcessHub
+from app.hub.redis_hub import RedisHub
 from tests.support.machine import REDIS_URL, need_redis
 
 WAIT = 10
@@ -57,8 +58,6 @@ class RedisHubs:
         self.hubs = []
 
     def __call__(self, **kwargs):
-        from app.consultation.redis_hub import RedisHub
-
         hub = RedisHub(REDIS_URL, prefix=self.prefix, **kwargs)
         self.hubs.append(hub)
         return hub

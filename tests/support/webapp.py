@@ -9,7 +9,7 @@ import re
 import pytest
 
 from app import create_app
-from app.consultation import signalling
+from app.extensions import hub as app_hub
 from app.extensions import db as _db
 from config import TestConfig
 from tests.support.forms import appointment_form
@@ -54,8 +54,8 @@ def app(database_url, tmp_path, config_overrides, request):
         _db.drop_all()
         _db.create_all()
     yield app
-    if hub and app.extensions.get(signalling.HUB_KEY) is not None:
-        app.extensions[signalling.HUB_KEY].close()
+    if hub:
+        app_hub.close(app)
     with app.app_context():
         _db.session.remove()
         _db.drop_all()

@@ -26,7 +26,7 @@ import uuid
 
 import redis
 
-from app.consultation.hub import IDLE, RINGING, STATES, CallState, Hub, Subscription, ring_timed_out
+from app.hub.base import IDLE, RINGING, STATES, CallState, Hub, Subscription, ring_timed_out
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class RedisHub(Hub):
         self._stopped = threading.Event()
         self._next_heartbeat = 0.0
         self._next_poll = 0.0
-        # Started here, after gunicorn forked: get_hub() builds the hub at first use.
+        # Started here, after gunicorn forked: hub.get() builds the hub at first use.
         self._listener = threading.Thread(target=self._listen, name="redis-hub", daemon=True)
         self._listener.start()
 
@@ -204,12 +204,14 @@ class RedisHub(Hub):
         # (compare-and-set fails). A key with expiry would need keyspace notifications,
         # which Redis delivers late and only when configured.
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zadd(self._deadlines_key, {f"{int(appointment_id)}:{ringing.version}": time.time() + seconds})
+        member = f"{int(appointment_id)}:{ringing.version}"
+        pipe.zadd(self._deadlines_key, {member: time.time() + seconds})
         pipe.expire(self._deadlines_key, int(seconds) + STATE_TTL_SECONDS)
         pipe.execute()
 
     def fire_due_ring_timeouts(self):
-        for member in self.redis.zrangebyscore(self._deadlines_key, "-inf", time.time(), start=0, num=100):
+        due = self.redis.zrangebyscore(self._deadlines_key, "-inf", time.time(), start=0, num=100)
+        for member in due:
             if self.redis.zrem(self._deadlines_key, member):
                 appointment_id, version = member.split(":")
                 ring_timed_out(self, int(appointment_id), CallState(RINGING, int(version)))
@@ -226,10 +228,10 @@ class RedisHub(Hub):
                 self._housekeeping()
             except redis.RedisError as exc:
                 # redis-py reconnects and subscribes again on the next call.
-                log.warning("hub: Redis unavailable (%s), retrying", type(exc).__name__)
+                log.warning("hub redis unavailable, retrying error=%s", type(exc).__name__)
                 self._stopped.wait(1)
-            except Exception:  # noqa: BLE001 - one bad delivery must not stop every call
-                log.exception("hub: listener error")
+            except Exception:  # one bad delivery must not stop every call
+                log.exception("hub listener failed")
 
     def _dispatch(self, message):
         key = message["channel"]
@@ -256,8 +258,8 @@ class RedisHub(Hub):
             for subscription in targets:
                 try:
                     subscription.deliver(payload)
-                except Exception:  # noqa: BLE001 - the others still get it
-                    log.exception("hub: delivery failed")
+                except Exception:  # the others still get it
+                    log.exception("hub delivery failed")
 
     def _housekeeping(self):
         now = time.monotonic()

@@ -1,16 +1,15 @@
-"""Routes signalling messages between the sockets of one appointment and keeps its call state.
+"""The hub's interface, the call states it stores, and the hub of one process.
 
-Channels are ``appointment:<id>:staff`` and ``appointment:<id>:patient``. The in-process
-hub serves one web process; ``RedisHub`` (app/consultation/redis_hub.py) implements the
-same interface when several processes serve the websockets (HUB_URL).
+Channels are ``appointment:<id>:<role>`` (one per ``Role``) and
+``appointment:<id>:<guest key>`` (one guest's own pages, for presence).
 """
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable
 
-from app.consultation import protocol
+from app.roles import Role
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +22,12 @@ TIMEOUT = "timeout"
 ENDED = "ended"
 STATES = (IDLE, OFFLINE, RINGING, ACCEPTED, DECLINED, TIMEOUT, ENDED)
 
+EVERYONE = tuple(Role)
 
-def channel(appointment_id: int, role: str) -> str:
-    return f"appointment:{appointment_id}:{role}"
+
+def channel(appointment_id: int, key: str) -> str:
+    """``key`` is a role or a guest's key."""
+    return f"appointment:{appointment_id}:{key}"
 
 
 @dataclass(frozen=True)
@@ -35,18 +37,11 @@ class CallState:
     version: int = 0
 
 
-def publish_state(hub, appointment_id, state):
-    message = {"type": "call-state", "state": state}
-    hub.publish(channel(appointment_id, protocol.STAFF), message)
-    hub.publish(channel(appointment_id, protocol.PATIENT), message)
-    hub.publish(channel(appointment_id, protocol.GUEST), message)
-
-
 def ring_timed_out(hub, appointment_id, ringing):
     """Time out this very ring; the version tells it from a later one, so only one caller wins."""
     if hub.compare_and_set(appointment_id, ringing, TIMEOUT) is not None:
-        log.info("appointment %s: timeout", appointment_id)
-        publish_state(hub, appointment_id, TIMEOUT)
+        log.info("call state appointment=%s state=%s", appointment_id, TIMEOUT)
+        hub.broadcast(appointment_id, {"type": "call-state", "state": TIMEOUT})
 
 
 class Subscription(ABC):
@@ -77,18 +72,29 @@ class Hub(ABC):
         ...
 
     @abstractmethod
-    def compare_and_set(self, appointment_id: int, expected: CallState, state: str) -> CallState | None:
+    def compare_and_set(self, appointment_id: int, expected: CallState,
+                        state: str) -> CallState | None:
         """Set ``state`` if the current state is still ``expected``; the new state or None."""
 
     @abstractmethod
     def reset(self, appointment_id: int):
         """Back to idle (deleted, or nobody connected any more); the version keeps rising."""
 
+    def broadcast(self, appointment_id: int, message: dict,
+                  roles: Iterable[Role] = EVERYONE) -> dict[Role, int]:
+        """Publish to the channels of these roles of one appointment; how many sockets
+        of each role it reached."""
+        return {role: self.publish(channel(appointment_id, role), message) for role in roles}
+
     def time_out_ring(self, appointment_id: int, ringing: CallState, seconds: float):
         """Call ``ring_timed_out`` for this ring after ``seconds``: here a timer in this process."""
         timer = threading.Timer(seconds, ring_timed_out, (self, appointment_id, ringing))
         timer.daemon = True
         timer.start()
+
+    @abstractmethod
+    def close(self):
+        """Let go of connections and threads (the app shuts down)."""
 
 
 class _InProcessSubscription(Subscription):
@@ -116,7 +122,8 @@ class InProcessHub(Hub):
 
     def _unsubscribe(self, subscription):
         with self._lock:
-            remaining = [s for s in self._channels.get(subscription.channel, []) if s is not subscription]
+            remaining = [s for s in self._channels.get(subscription.channel, [])
+                         if s is not subscription]
             if remaining:
                 self._channels[subscription.channel] = remaining
             else:
@@ -155,3 +162,6 @@ class InProcessHub(Hub):
             if current is not None:
                 # The version keeps rising so that a timer of an earlier ring stays harmless.
                 self._states[appointment_id] = CallState(IDLE, current.version + 1)
+
+    def close(self):
+        pass  # nothing outside this process to let go of

@@ -1,15 +1,18 @@
 """Redeeming a link into a session bound to one appointment: the patient's own link,
-or a further participant's (a "guest": own link, same device check and waiting room)."""
+or a further participant's (a "guest": own link, same device check and waiting room).
+
+The consultation and the chat both ask ``current_visitor()`` who is on the other end.
+"""
 from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app, session
 
-from app.consultation.protocol import guest_key
-from app.consultation.tokens import hash_token, well_formed
 from app.extensions import db
 from app.patients.models import Appointment, Participant
+from app.roles import Role, member_key
 from app.timeutil import utcnow
+from app.tokens import hash_token, well_formed
 
 SESSION_KEY = "patient_appointment"
 
@@ -23,12 +26,12 @@ class Visitor:
 
     @property
     def role(self):
-        return "patient" if self.participant is None else "guest"
+        return Role.PATIENT if self.participant is None else Role.GUEST
 
     @property
     def key(self):
         """As in the call and the chat: "patient" or the guest's key."""
-        return "patient" if self.participant is None else guest_key(self.participant.id)
+        return member_key(self.role, self.participant and self.participant.id)
 
     @property
     def display_name(self):
@@ -75,7 +78,9 @@ def current_visitor():
     data = session.get(SESSION_KEY)
     if not isinstance(data, dict):
         return None
-    appointment = db.session.get(Appointment, data.get("id")) if isinstance(data.get("id"), int) else None
+    appointment_id = data.get("id")
+    appointment = (db.session.get(Appointment, appointment_id)
+                   if isinstance(appointment_id, int) else None)
     if appointment is None or not link_valid(appointment):
         return None
     participant_id = data.get("participant_id")
@@ -83,14 +88,9 @@ def current_visitor():
         if appointment.token_hash != data.get("token_hash"):
             return None
         return Visitor(appointment)
-    participant = db.session.get(Participant, participant_id) if isinstance(participant_id, int) else None
+    participant = (db.session.get(Participant, participant_id)
+                   if isinstance(participant_id, int) else None)
     if (participant is None or participant.appointment_id != appointment.id
             or participant.token_hash != data.get("token_hash")):
         return None
     return Visitor(appointment, participant)
-
-
-def current_patient_appointment():
-    """The patient's appointment; None for guests, who must not speak as the patient."""
-    visitor = current_visitor()
-    return visitor.appointment if visitor is not None and visitor.participant is None else None

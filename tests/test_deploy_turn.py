@@ -17,7 +17,7 @@ import pytest
 
 from app.consultation.ice import ice_servers
 from app.ops import turn
-from tests.support.deploy import CADDY, COTURN, DEPLOY, Caddy, Coturn, require
+from tests.support.deploy import CADDY, COTURN, DEPLOY, Caddy, Coturn, coturn_fixture, require
 from tests.support.ports import free_port
 
 SECRET = "turn-test-secret-" + "5" * 20
@@ -28,12 +28,7 @@ def credentials(secret=SECRET, url="turn:127.0.0.1:3478", ttl=600, now=None):
     return server["username"], server["credential"]
 
 
-@pytest.fixture(scope="module")
-def coturn(tmp_path_factory):
-    require(COTURN, "REQUIRE_COTURN", "coturn")
-    server = Coturn(tmp_path_factory.mktemp("coturn"), SECRET).start()
-    yield server
-    server.stop()
+coturn = coturn_fixture(SECRET)
 
 
 def test_only_issued_credentials_get_a_relay(coturn):

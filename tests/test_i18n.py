@@ -112,7 +112,7 @@ def test_english_after_switching_and_back(client, auth, practice_email):
     created = auth.post("/patienten/termine", data=appointment_form())
     assert created.status_code == 201
     text = text_of(created)
-    assert "Your appointment has been created and the participant has been notified." in text
+    assert "Your appointment has been created. The invitation is being sent now." in text
     assert "If the email does not arrive, ask the participant to check their spam folder." in text
     assert german_left_over(text) == []
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from app import create_app
 from app.extensions import db
 from config import BASE_DIR
-from tests.support.deploy import COTURN, Coturn, require
+from tests.support.deploy import coturn_fixture
 from tests.support.fakes import SmtpServer, VonageStandIn, _Handler, _VonageHandler
 from tests.support.machine import REDIS_URL, need_redis
 from tests.support.ports import free_port
@@ -75,12 +75,7 @@ class VonageAccount(VonageStandIn):
         return self
 
 
-@pytest.fixture(scope="module")
-def coturn(tmp_path_factory):
-    require(COTURN, "REQUIRE_COTURN", "coturn")
-    server = Coturn(tmp_path_factory.mktemp("coturn"), TURN_SECRET).start()
-    yield server
-    server.stop()
+coturn = coturn_fixture(TURN_SECRET)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from tests.support.outbox import outbox_token
 
 PO_FILE = Path(__file__).resolve().parent.parent / "translations" / "en" / "LC_MESSAGES" / "messages.po"
 CONSENT = "Der Nutzer hat eingewilligt, SMS- und E-Mail-Nachrichten von mir zu erhalten"
-CREATED = "Ihr Termin wurde erfolgreich erstellt und der Teilnehmer wurde informiert."
+CREATED = "Ihr Termin wurde erfolgreich erstellt. Die Einladung wird jetzt versendet."
 SPAM_HINT = "Falls die E-Mail nicht ankommt, bitten Sie den Teilnehmer, den Spam-Ordner zu prüfen."
 TARIFF_SMS = "SMS-Einladungen sind in den Tarifen Standard und Premium enthalten."
 TEXT_FIELDS = ("first_name", "last_name", "email", "mobile", "date", "time", "duration")

@@ -10,6 +10,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import ValidationError
 
+from app.patients.submissions import new_submit_key
 from app.timeutil import local_to_utc, utcnow
 
 NAME_MAX = 100
@@ -100,11 +101,14 @@ class PersonForm(FlaskForm):
 class ParticipantForm(PersonForm):
     """A further person in a Premium call; consent and SMS as for the patient."""
 
+    submit_key = HiddenField("", default=new_submit_key)
+
 
 class AppointmentForm(PersonForm):
     # Without a label WTForms translates a made-up one, loading its message catalog on every
     # request.
     contact_id = HiddenField("")
+    submit_key = HiddenField("", default=new_submit_key)
     date = StringField(_l("Datum"))
     time = StringField(_l("Uhrzeit"))
     duration = StringField(_l("Voraussichtliche Dauer (Minuten)"), default="15")

@@ -106,3 +106,30 @@ class Participant(db.Model):
     @property
     def full_name(self):
         return f"{self.first_name} {self.last_name}"
+
+
+class Submission(db.Model):
+    """A form that was carried out, by the one-time key it carried: the same key again
+    (a retry after a lost answer, a second click) gets the first result instead of a
+    second appointment, participant or message. Goes with what it made."""
+
+    __table_args__ = (
+        db.UniqueConstraint("practice_id", "key", name="uq_submission_practice_key"),
+    )
+
+    id = db.Column(db.Integer, primary_key=True)
+    practice_id = db.Column(
+        db.Integer, db.ForeignKey("practice.id", ondelete="CASCADE"), nullable=False
+    )
+    key = db.Column(db.String(64), nullable=False)
+    action = db.Column(db.String(30), nullable=False)
+    appointment_id = db.Column(
+        db.Integer, db.ForeignKey("appointment.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    participant_id = db.Column(
+        db.Integer, db.ForeignKey("participant.id", ondelete="CASCADE"), index=True
+    )
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    appointment = db.relationship("Appointment")
+    participant = db.relationship("Participant")

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import events, invitations
 from app.extensions import db
+from app.patients import submissions
 from app.patients.models import Participant
 from app.tariffs import tariff_of
 from app.timeutil import utcnow
@@ -29,11 +30,16 @@ def _free_seat(appointment_id, seats):
     return next((s for s in range(1, seats + 1) if s not in taken), None)
 
 
-def add_participant(practice, staff, appointment, form, consent_text) -> Participant:
-    """Participant, link token and outbox entries in one transaction; NoSeatLeft when full."""
+def add_participant(practice, staff, appointment, form, consent_text,
+                    submit_key=None) -> Participant:
+    """Participant, link token and outbox entries in one transaction; NoSeatLeft when full.
+    With a submit key that already added someone: that participant, nothing new."""
     seats = tariff_of(practice).extra_participants
     appointment_id = appointment.id
     for _attempt in range(seats + 1):
+        done = submissions.earlier(practice, submit_key, "participant")
+        if done is not None:
+            return done.participant
         seat = _free_seat(appointment_id, seats)
         if seat is None:
             raise NoSeatLeft()
@@ -47,10 +53,11 @@ def add_participant(practice, staff, appointment, form, consent_text) -> Partici
         db.session.add(participant)
         channels = ["email"] + (["sms"] if form.send_sms.data else [])
         invitations.queue_invitation(appointment, token, channels, participant=participant)
+        submissions.remember(practice, submit_key, "participant", appointment, participant)
         try:
             db.session.commit()
         except IntegrityError:
-            # Another request took this seat a moment ago: look again.
+            # Another request took this seat (or carried the same key) a moment ago: look again.
             db.session.rollback()
             continue
         log.info("participant added appointment=%s participant=%s seat=%s",

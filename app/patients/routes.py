@@ -4,7 +4,7 @@ from flask_login import current_user, login_required
 
 from app import invitations
 from app.invitations.models import FAILED, PENDING, SENT
-from app.patients import bp, services
+from app.patients import bp, services, submissions
 from app.patients import participants as participant_services
 from app.patients.forms import CONSENT_TEXT, AppointmentForm, ParticipantForm
 from app.patients.models import Appointment, Contact, Participant
@@ -13,6 +13,10 @@ from app.web import current_practice, is_htmx, load_in_practice, render, toast
 
 # About two minutes of polling; after that the panel still shows the state.
 MAX_DELIVERY_POLLS = 120
+
+
+# Each "Erneut senden" button carries its own one-time key (app/patients/submissions.py).
+bp.add_app_template_global(submissions.new_submit_key, "new_submit_key")
 
 
 @bp.before_request
@@ -58,6 +62,11 @@ def _lists_for_page(practice):
 def create_appointment():
     practice = current_practice()
     form = AppointmentForm(practice_tz=practice.timezone)
+    key = submissions.key_of(form.submit_key.data)
+    done = submissions.earlier(practice, key, "appointment")
+    if done is not None:
+        # A repeat of an Einladen that went through (its answer was lost): the same answer.
+        return _created(practice, done.appointment)
     valid = form.validate()
     status = 422
     if form.send_sms.data:
@@ -70,7 +79,12 @@ def create_appointment():
     if not valid:
         return render("patients/index.html", "patients/_form.html", status=status,
                       **_form_context(form, practice), **_lists_for_page(practice))
-    appointment = services.create_appointment(practice, current_user, form, str(CONSENT_TEXT))
+    appointment = services.create_appointment(practice, current_user, form, str(CONSENT_TEXT),
+                                              submit_key=key)
+    return _created(practice, appointment)
+
+
+def _created(practice, appointment):
     return render("patients/index.html", "patients/_created.html", status=201,
                   headers={"HX-Trigger": "appointments-changed"},
                   appointment=appointment, watch=invitations.delivery_states(appointment),
@@ -129,6 +143,9 @@ def add_participant(appointment_id):
     appointment = load_in_practice(Appointment, appointment_id, practice)
     require_feature(practice, "participants")
     form = ParticipantForm(prefix=f"a{appointment.id}")  # the panel's prefix, see _participant_form
+    key = submissions.key_of(form.submit_key.data)
+    if submissions.earlier(practice, key, "participant") is not None:
+        return _participant_added(practice, appointment)
     valid = form.validate()
     if form.send_sms.data:
         # Premium includes SMS: only a server without Vonage keys refuses it.
@@ -140,13 +157,17 @@ def add_participant(appointment_id):
         return _participants_section(practice, appointment, form, 422)
     try:
         participant_services.add_participant(practice, current_user, appointment, form,
-                                             str(CONSENT_TEXT))
+                                             str(CONSENT_TEXT), submit_key=key)
     except participant_services.NoSeatLeft:
         tariff = tariff_of(practice)
         message = _("Es können höchstens %(n)d Personen an einem Anruf teilnehmen: Sie, der "
                     "Patient und %(extra)d weitere. Entfernen Sie zuerst einen Teilnehmer.",
                     n=tariff.max_participants, extra=tariff.extra_participants)
         return _participants_section(practice, appointment, form, 409, form_error=message)
+    return _participant_added(practice, appointment)
+
+
+def _participant_added(practice, appointment):
     toast(_("Der Teilnehmer wurde hinzugefügt und eingeladen."), "success")
     return _participants_section(practice, appointment, status=201)
 
@@ -179,9 +200,13 @@ def resend_participant(appointment_id, participant_id, channel):
         return refused
     # A new link is a new invitation: after a downgrade the call would not let them in.
     require_feature(practice, "participants")
-    invitations.resend_participant_invitation(participant, channel)
+    services.resend(practice, appointment, channel, _submit_key(), participant=participant)
     toast(_("Die Einladung wird erneut gesendet. Der bisherige Link ist damit ungültig."), "info")
     return _participants_section(practice, appointment)
+
+
+def _submit_key():
+    return submissions.key_of(request.form.get("submit_key"))
 
 
 def _resend_refused(practice, channel, mobile):
@@ -232,7 +257,7 @@ def resend(appointment_id, channel):
     refused = _resend_refused(practice, channel, appointment.contact.mobile)
     if refused:
         return refused
-    invitations.resend_invitation(appointment, channel)
+    services.resend(practice, appointment, channel, _submit_key())
     toast(_("Die Einladung wird erneut gesendet. Der bisherige Link ist damit ungültig."), "info")
     return panel(appointment.contact_id)
 

@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import events, invitations
 from app.extensions import db
+from app.patients import submissions
 from app.patients.models import Appointment, Contact
 from app.timeutil import utcnow
 from app.tokens import new_token
@@ -30,12 +31,15 @@ def _upsert_contact(practice, form):
     return contact
 
 
-def create_appointment(practice, staff, form, consent_text):
+def create_appointment(practice, staff, form, consent_text, submit_key=None):
     """Contact, appointment, link token and outbox entries in one transaction.
 
-    Returns the appointment and the raw token (the only moment it exists in clear).
+    With a submit key that already made an appointment: that appointment, nothing new.
     """
     for attempt in range(2):
+        done = submissions.earlier(practice, submit_key, "appointment")
+        if done is not None:
+            return done.appointment
         try:
             contact = _upsert_contact(practice, form)
             token, token_hash = new_token()
@@ -56,13 +60,36 @@ def create_appointment(practice, staff, form, consent_text):
             db.session.add(appointment)
             channels = ["email"] + (["sms"] if form.send_sms.data else [])
             invitations.queue_invitation(appointment, token, channels)
+            submissions.remember(practice, submit_key, "appointment", appointment)
             _commit_keeping_state()
             return appointment
         except IntegrityError:
-            # Another request created the same contact a moment ago: take that one.
+            # Another request created the same contact, or carried the same submit key,
+            # a moment ago: take that one.
             db.session.rollback()
             if attempt:
                 raise
+
+
+def resend(practice, appointment, channel, submit_key=None, participant=None):
+    """Erneut senden: a fresh link on this channel, once per submit key. False when the
+    key already did it (nothing is sent again)."""
+    action = f"resend-{channel}"
+    if submissions.earlier(practice, submit_key, action) is not None:
+        return False
+    submissions.remember(practice, submit_key, action, appointment, participant)
+    try:
+        if participant is None:
+            invitations.resend_invitation(appointment, channel)
+        else:
+            invitations.resend_participant_invitation(participant, channel)
+    except IntegrityError:
+        # The same key a moment ago, in another request: that one sent it.
+        db.session.rollback()
+        if submissions.earlier(practice, submit_key, action) is None:
+            raise
+        return False
+    return True
 
 
 def _commit_keeping_state():

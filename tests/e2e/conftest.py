@@ -8,7 +8,7 @@ REQUIRE_BROWSER=1 so that a missing browser fails instead.
 import pytest
 
 from tests.e2e.steps import login
-from tests.support.chromium import check_watch, launch, new_page
+from tests.support.chromium import check_watch, checked_pages, launch, new_page
 from tests.support.fakes import SmtpServer
 from tests.support.machine import need_chromium
 from tests.support.stack import local_stack
@@ -74,18 +74,7 @@ def other_page(browser, stack):
 def more_pages(browser, stack):
     """more_pages() -> one more independent context's page (group calls need up to five);
     all are closed and checked like `page` after the test."""
-    opened = []
-
-    def open_page():
-        context, page = new_page(browser, stack.base_url)
-        opened.append((context, page))
-        return page
-
-    yield open_page
-    for context, _ in opened:
-        context.close()
-    for number, (_, page) in enumerate(opened, 1):
-        check_watch(page.watch, f"page {number}")
+    yield from checked_pages(browser, stack.base_url)
 
 
 @pytest.fixture

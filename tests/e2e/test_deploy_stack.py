@@ -28,7 +28,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.steps import einladen, login, open_form, patient_waits, start_call
-from tests.support.chromium import PageWatch, check_watch, launch
+from tests.support.chromium import checked_pages
 from tests.support.deploy import CADDY, COTURN, ROOT, Caddy, Coturn, DeployStack, require, unit_environment
 from tests.support.forms import future_slot
 from tests.support.machine import REDIS_URL, need_redis
@@ -144,32 +144,15 @@ def deploy_stack(smtp, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def relay_only_browser(playwright, deploy_stack):
-    browser = launch(playwright, f"--ignore-certificate-errors-spki-list={deploy_stack.caddy.spki_pin()}")
+    browser = deploy_stack.caddy.browser(playwright)
     yield browser
     browser.close()
 
 
 @pytest.fixture
 def pages(relay_only_browser, deploy_stack):
-    contexts = []
-
-    def open_page():
-        context = relay_only_browser.new_context(base_url=deploy_stack.base_url, locale="de-DE",
-                                                 timezone_id="Europe/Berlin", viewport={"width": 1024, "height": 768})
-        context.set_default_timeout(15_000)
-        context.add_init_script(RELAY_ONLY)
-        page = context.new_page()
-        page.watch = PageWatch(page)
-        contexts.append((context, page))
-        return page
-
-    yield open_page
-    for context, page in contexts:
-        context.close()
-        foreign = [host for host in page.watch.foreign_hosts() if host != "localhost"]
-        assert not foreign, f"requests left the machine: {foreign}"
-        page.watch.requests = []
-        check_watch(page.watch)
+    yield from checked_pages(relay_only_browser, deploy_stack.base_url, own=("localhost",), has_touch=False,
+                             timeout=15_000, init_script=RELAY_ONLY)
 
 
 def test_processes_run_the_units_command_lines(deploy_stack):

@@ -5,33 +5,22 @@ Caddy, the call connects; a state change without token or from another origin is
 
 Without /usr/bin/caddy this module skips with the reason; CI sets REQUIRE_CADDY=1.
 """
-import base64
-import hashlib
-import os
-import subprocess
-import time
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.steps import einladen, login, open_form, patient_waits, start_call
-from tests.support.chromium import check_watch, launch, new_page
+from tests.support.chromium import checked_pages
+from tests.support.deploy import Caddy
 from tests.support.forms import appointment_form, future_slot
-from tests.support.machine import CADDY, need_caddy
+from tests.support.machine import need_caddy
 from tests.support.page_media import remote_video_plays
 from tests.support.ports import free_port
-from tests.support.stack import UP_TIMEOUT, running_stack
+from tests.support.stack import running_stack
 
 # What a practice's IT service writes: TLS from Caddy, everything else passed on as is.
-CADDYFILE = """{{
-	admin off
-	skip_install_trust
-	auto_https disable_redirects
-	http_port {http_port}
-	https_port {https_port}
-	storage file_system {storage}
-}}
-localhost:{https_port} {{
+# What a practice's IT service writes: TLS from Caddy, everything else passed on as is.
+PLAIN_SITE = """localhost:{https_port} {{
 	tls internal
 	reverse_proxy 127.0.0.1:{web_port}
 }}
@@ -43,70 +32,28 @@ SESSION_EXPIRED = "Die Sitzung ist abgelaufen. Bitte laden Sie die Seite neu."
 def https_stack(smtp, tmp_path_factory):
     need_caddy()
     tmp = tmp_path_factory.mktemp("https")
-    web_port, https_port = free_port(), free_port()
-    (tmp / "Caddyfile").write_text(CADDYFILE.format(http_port=free_port(), https_port=https_port,
-                                                    web_port=web_port, storage=tmp / "caddy"))
-    base_url = f"https://localhost:{https_port}"
-    env = {**os.environ, "HOME": str(tmp), "XDG_DATA_HOME": str(tmp), "XDG_CONFIG_HOME": str(tmp)}
-    log = open(tmp / "caddy.log", "wb")
-    caddy = subprocess.Popen([CADDY, "run", "--config", str(tmp / "Caddyfile"), "--adapter", "caddyfile"],
-                             env=env, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
+    web_port = free_port()
+    caddy = Caddy(tmp, web_port, site=PLAIN_SITE).start()
     try:
         # Production: Secure cookies, secrets required; the proxy on 127.0.0.1 is trusted
         # by default (FORWARDED_ALLOW_IPS), as gunicorn trusts it.
-        with running_stack(smtp, tmp, web_port, base_url, SPRECHZIMMER_ENV="production") as server:
-            server.intermediate = _wait_for_ca(tmp / "caddy", caddy, tmp / "caddy.log")
+        with running_stack(smtp, tmp, web_port, caddy.base_url, SPRECHZIMMER_ENV="production") as server:
+            server.caddy = caddy
             yield server
     finally:
-        caddy.terminate()
-        caddy.wait(timeout=10)
-
-
-def _wait_for_ca(storage, caddy, log):
-    path = storage / "pki" / "authorities" / "local" / "intermediate.crt"
-    deadline = time.monotonic() + UP_TIMEOUT
-    while not (path.exists() and (storage / "certificates").exists()):
-        if caddy.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"Caddy did not come up:\n{log.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.05)
-    return path
+        caddy.stop()
 
 
 @pytest.fixture(scope="module")
 def tls_browser(playwright, https_stack):
-    """Chromium that trusts certificates issued by this Caddy's CA, and only those: the
-    CA's key is pinned (--ignore-certificate-errors-spki-list), no certificate check is
-    switched off."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    cert = x509.load_pem_x509_certificate(https_stack.intermediate.read_bytes())
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo)
-    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
-    browser = launch(playwright, f"--ignore-certificate-errors-spki-list={pin}")
+    browser = https_stack.caddy.browser(playwright)
     yield browser
     browser.close()
 
 
 @pytest.fixture
 def tls_pages(tls_browser, https_stack):
-    contexts = []
-
-    def open_page():
-        context, page = new_page(tls_browser, https_stack.base_url, has_touch=False)
-        contexts.append((context, page))
-        return page
-
-    yield open_page
-    for context, page in contexts:
-        context.close()
-        # The page's own origin is localhost here, not 127.0.0.1.
-        foreign = [host for host in page.watch.foreign_hosts() if host != "localhost"]
-        assert not foreign, f"requests left the machine: {foreign}"
-        page.watch.requests = []
-        check_watch(page.watch)
+    yield from checked_pages(tls_browser, https_stack.base_url, own=("localhost",), has_touch=False)
 
 
 def test_login_invite_and_call_through_caddy(tls_pages, https_stack, smtp):

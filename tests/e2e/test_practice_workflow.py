@@ -8,7 +8,7 @@ from tests.e2e.steps import CONSENT, einladen, open_form, post_appointment
 from tests.support.forms import future_slot
 
 INVALID_LINK = "Dieser Link ist nicht (mehr) gültig."
-INFOBOX = "Ihr Termin wurde erfolgreich erstellt und der Teilnehmer wurde informiert."
+INFOBOX = "Ihr Termin wurde erfolgreich erstellt. Die Einladung wird jetzt versendet."
 
 
 def test_invite_earlier_contact_then_delete(logged_in, other_page, smtp, stack):

@@ -51,25 +51,44 @@ class PageWatch:
         return [text for text in self.console_errors
                 if not re.match(r"Failed to load resource: the server responded with a status of 4\d\d", text)]
 
-    def foreign_hosts(self):
+    def foreign_hosts(self, own=("127.0.0.1",)):
         return sorted({urlsplit(url).hostname for url in self.requests
-                       if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname != "127.0.0.1"})
+                       if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname not in own})
 
 
-def new_page(browser, base_url, has_touch=True):
+def new_page(browser, base_url, has_touch=True, timeout=10_000, init_script=None):
     """A fresh context (German, Berlin, 1024x768) and its page, watched (``page.watch``)."""
     context = browser.new_context(base_url=base_url, locale="de-DE", timezone_id="Europe/Berlin",
                                   viewport={"width": 1024, "height": 768}, has_touch=has_touch)
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(timeout)
+    if init_script:
+        context.add_init_script(init_script)
     page = context.new_page()
     page.watch = PageWatch(page)
     return context, page
 
 
-def check_watch(watch, who="page"):
+def check_watch(watch, who="page", own=("127.0.0.1",)):
     assert not watch.unexpected_console_errors(), f"{who}: console errors: {watch.unexpected_console_errors()}"
     assert not watch.broken, f"{who}: failed loads: {watch.broken}"
-    assert not watch.foreign_hosts(), f"{who}: requests left 127.0.0.1: {watch.foreign_hosts()}"
+    assert not watch.foreign_hosts(own), f"{who}: requests left {own}: {watch.foreign_hosts(own)}"
+
+
+def checked_pages(browser, base_url, own=("127.0.0.1",), **page_options):
+    """For a fixture: yields open_page() -> one more independent context's page; then
+    closes them all and checks each (console, loads, no host but `own`)."""
+    opened = []
+
+    def open_page():
+        context, page = new_page(browser, base_url, **page_options)
+        opened.append((context, page))
+        return page
+
+    yield open_page
+    for context, _ in opened:
+        context.close()
+    for number, (_, page) in enumerate(opened, 1):
+        check_watch(page.watch, f"page {number}", own=own)
 
 
 def keep_console(page):

@@ -13,6 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from tests.support import processes
+from tests.support.chromium import launch
 from tests.support.machine import need
 from tests.support.ports import free_port, free_udp_range
 from tests.support.waiting import wait_until
@@ -110,6 +114,19 @@ def unit_command(name, env):
 
 # -- coturn ----------------------------------------------------------------------------
 
+def coturn_fixture(secret):
+    """A module-scoped fixture `coturn`: deploy/turnserver.conf on loopback with `secret`."""
+
+    @pytest.fixture(scope="module")
+    def coturn(tmp_path_factory):
+        require(COTURN, "REQUIRE_COTURN", "coturn")
+        server = Coturn(tmp_path_factory.mktemp("coturn"), secret).start()
+        yield server
+        server.stop()
+
+    return coturn
+
+
 class Coturn:
     """coturn from Debian running deploy/turnserver.conf on loopback: the listening ports
     and the relay range switched to free ones, the log to a file, the server's address
@@ -164,13 +181,7 @@ class Coturn:
         return "\n".join("\n".join(p.read_text(errors="replace").splitlines()[-lines:]) for p in logs)
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
 
 
 # -- Caddy -----------------------------------------------------------------------------
@@ -189,17 +200,21 @@ CADDY_GLOBALS = """{{
 
 class Caddy:
     """Caddy from Debian running deploy/Caddyfile: the site address on loopback, the
-    `tls` line switched to Caddy's internal CA, the log into the test's folder."""
+    `tls` line switched to Caddy's internal CA, the log into the test's folder. With
+    `site` (a format string with {https_port} and {web_port}) it runs that site instead."""
 
-    def __init__(self, tmp, web_port, app_dir=ROOT):
+    def __init__(self, tmp, web_port, app_dir=ROOT, site=None):
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.https_port = free_port()
         self.storage = self.tmp / "caddy"
         self.access_log = self.tmp / "access.log"
-        site = render("Caddyfile", DOMAIN=f"localhost:{self.https_port}", ACME_EMAIL="it@praxis-beispiel.de",
-                      ACCESS_LOG=self.access_log, APP_DIR=app_dir, WEB_PORT=web_port)
-        site = switch_line(site, "tls it@praxis-beispiel.de", "tls internal")
+        if site is None:
+            site = render("Caddyfile", DOMAIN=f"localhost:{self.https_port}", ACME_EMAIL="it@praxis-beispiel.de",
+                          ACCESS_LOG=self.access_log, APP_DIR=app_dir, WEB_PORT=web_port)
+            site = switch_line(site, "tls it@praxis-beispiel.de", "tls internal")
+        else:
+            site = site.format(https_port=self.https_port, web_port=web_port)
         self.config = self.tmp / "Caddyfile"
         self.config.write_text(CADDY_GLOBALS.format(http_port=free_port(), https_port=self.https_port,
                                                     storage=self.storage) + site)
@@ -229,9 +244,14 @@ class Caddy:
     def root(self):
         return self.storage / "pki" / "authorities" / "local" / "root.crt"
 
+    def browser(self, playwright, *args):
+        """Chromium that trusts certificates issued by this Caddy's CA, and only those:
+        the CA's key is pinned, no certificate check is switched off."""
+        return launch(playwright, f"--ignore-certificate-errors-spki-list={self.spki_pin()}", *args)
+
     def spki_pin(self):
         """base64 SHA-256 of the intermediate CA's key, for Chromium's
-        --ignore-certificate-errors-spki-list (as tests/e2e/test_https.py pins it)."""
+        --ignore-certificate-errors-spki-list."""
         import base64
         import hashlib
 
@@ -251,13 +271,7 @@ class Caddy:
         return [json.loads(line) for line in self.access_log.read_text().splitlines() if line.strip()]
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
 
 
 # -- the app's processes as systemd starts them ------------------------------------------
@@ -310,11 +324,4 @@ class DeployStack:
                        log=self.log_dir / f"{name}.log")
 
     def stop(self):
-        for _, process in reversed(self.processes):
-            process.terminate()
-        for _, process in reversed(self.processes):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        processes.stop_all([process for _, process in reversed(self.processes)])

@@ -1,6 +1,7 @@
 """Processes as /proc shows them: children, environment, CPU time (tests of ./run and
 the benchmarks)."""
 import os
+import subprocess
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -32,3 +33,25 @@ def cpu_seconds(pid="self"):
     """User + system CPU time a process has used so far."""
     fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def stop(process, timeout=10):
+    """TERM, and KILL if it does not end in time; nothing if it has ended already."""
+    stop_all([process], timeout)
+
+
+def stop_all(running, timeout=10):
+    """TERM to all at once (they shut down side by side), then KILL who outlasts `timeout`."""
+    running = [p for p in running if p is not None and p.poll() is None]
+    for process in running:
+        process.terminate()
+    for process in running:
+        _wait_or_kill(process, timeout)
+
+
+def _wait_or_kill(process, timeout):
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

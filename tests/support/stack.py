@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support import processes
 from tests.support.ports import free_port
 from tests.support.relay import RelayProcess
 from tests.support.waiting import wait_until
@@ -93,12 +94,7 @@ class Stack:
         for _, process in reversed(self.processes):
             process.terminate()
         self.relay.stop()
-        for _, process in reversed(self.processes):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        processes.stop_all([process for _, process in reversed(self.processes)])
 
 
 @contextmanager

@@ -69,6 +69,8 @@ class Config:
     TURN_SECRET = os.environ.get("TURN_SECRET", "")
     TURN_TTL_SECONDS = _int("TURN_TTL_SECONDS", 4 * 3600)
     RING_TIMEOUT_SECONDS = float(os.environ.get("RING_TIMEOUT_SECONDS", "45"))
+    # A call whose connection stays broken this long is ended by the pages (issue 9).
+    CALL_LOST_SECONDS = float(os.environ.get("CALL_LOST_SECONDS", "300"))
     # 64 KiB frames at most (simple-websocket closes with 1009 above); pings every 25 s
     # find phones that lost the network, so presence does not stay "online" forever.
     SOCK_SERVER_OPTIONS = {"max_message_size": 64 * 1024, "ping_interval": 25}

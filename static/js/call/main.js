@@ -6,7 +6,7 @@ import { addChat, resetFormAfterSending, toggleChat } from "./chat.js";
 import { Grid } from "./grid.js";
 import { LocalMedia } from "./media.js";
 import { P2PTransport } from "./p2p.js";
-import { notice, onActions, role, root, t } from "./page.js";
+import { clearErrorNotice, notice, onActions, role, root, t } from "./page.js";
 import { Quality } from "./quality.js";
 import { RelayTransport } from "./relay.js";
 import { chime, keepRingDialogOpen, ringing, stopRingTone, unlockAudio, unlockOnFirstGesture } from "./ring.js";
@@ -47,7 +47,7 @@ const media = new LocalMedia({
 const grid = new Grid();
 const sharing = new ScreenShare({ media, send, sendMediaState });
 const screenshots = new Screenshots({ send, patientVideo: () => grid.videoOf("patient") || remoteVideo });
-const quality = new Quality(() => transport);
+const quality = new Quality(() => transport, () => render());
 
 // What a transport may use; read when used, as a welcome brings new ICE servers.
 const ctx = {
@@ -55,6 +55,8 @@ const ctx = {
   iceServers: [],
   max: 2, // the tariff's participants: 1 own + (max - 1) receive slots per kind
   isMember,
+  // Whether a signal can reach the other side now: this page's socket and the peer's are open.
+  canSignal: () => socket.isOpen() && call.peerOnline,
   onState: (which) => {
     if (which !== transport || which.closed) return;
     quality.update();
@@ -76,8 +78,14 @@ function isMember() {
   return guest ? call.joined : true;
 }
 
+// The connection as the user should see it: "connected" only while media arrives.
+function connection() {
+  return quality.stalled && transport.state === "connected" ? "reconnecting" : transport.state;
+}
+
 function render() {
-  const current = viewOf(call, transport.state);
+  const current = viewOf(call, connection());
+  watchLost(current);
   show(current, transport.mode, call.peerOnline);
   ringing(role !== "staff" && current === "ringing");
 }
@@ -145,7 +153,8 @@ function onPresence(online) {
   const wasOnline = call.peerOnline;
   call.peerOnline = online;
   render();
-  if (online && !wasOnline && call.callState === "accepted") transport.peerBack();
+  // Every "online" is a new socket of the other side: what was sent before may be lost.
+  if (online && call.callState === "accepted" && (!wasOnline || connection() !== "connected")) transport.peerBack();
 }
 
 // how: { welcome, reconnect } when the state comes with a (re)connected socket.
@@ -211,6 +220,37 @@ function endCall() {
   resetStage();
   // The practice keeps its camera for the next call; patients and guests are done.
   if (role !== "staff" || call.deleted) media.release();
+}
+
+// A call that stays broken this long is ended for both (each side's page gives up; the
+// one whose socket is open tells the server, so the other learns it on return).
+const LOST_AFTER_MS = (Number(root.dataset.lostAfter) || 300) * 1000;
+let lostTimer = null;
+
+let lastView = null;
+
+function watchLost(view) {
+  if (view === "connected" && lastView === "reconnecting") clearErrorNotice();
+  lastView = view;
+  const broken = view === "reconnecting" || (view === "connecting" && call.welcomed && transport.pc
+    && transport.state !== "new" && root.dataset.socket === "reconnecting");
+  if (!broken) {
+    clearTimeout(lostTimer);
+    lostTimer = null;
+  } else if (!lostTimer) {
+    lostTimer = setTimeout(gaveUp, LOST_AFTER_MS);
+  }
+}
+
+function gaveUp() {
+  lostTimer = null;
+  if (call.callState !== "accepted" || guest) return;
+  send({ type: "hangup" });
+  call.ended = true;
+  call.callState = "ended";
+  endCall();
+  render();
+  notice(t("callLost"), "error");
 }
 
 // ---- the user's actions ---------------------------------------------------------------
@@ -282,7 +322,7 @@ window.addEventListener("pagehide", () => {
 // For tests and the bench only: the live connection, to read getStats.
 window.sprechzimmerCall = {
   get pc() { return transport.pc; },
-  get state() { return viewOf(call, transport.state); },
+  get state() { return viewOf(call, connection()); },
   get mode() { return transport.mode; },
   get slots() { return Object.assign({}, grid.slots); },
 };

@@ -6,6 +6,8 @@ import { Transport, VIDEO_MAX_BITRATE } from "./transport.js";
 import { playRemote } from "./view.js";
 
 const remoteVideo = $("#remote-video");
+// An offer unanswered this long is taken as lost.
+const ANSWER_TIMEOUT_MS = 4000;
 const remoteAudio = $("#remote-audio");
 
 function fingerprint(sdp) {
@@ -25,6 +27,8 @@ export class P2PTransport extends Transport {
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.settingRemoteAnswer = false;
+    this.pendingRepair = false;
+    clearTimeout(this.answerTimer);
     // One after another: a candidate must not overtake the description it belongs to.
     this.signals = Promise.resolve();
   }
@@ -33,19 +37,22 @@ export class P2PTransport extends Transport {
     if (!this.pc) {
       this.#open();
       if (!this.polite) this.useLocalMedia();
-    } else if (reconnect && !this.polite && this.state !== "connected") {
-      // A reconnected socket keeps a working connection; a broken one is repaired.
-      this.restart("socket back");
+    } else if (reconnect) {
+      // This page's socket is back. A working connection stays; a broken one, or an
+      // offer that went out while the other side could not hear it, is made again.
+      if (this.pendingRepair || this.state !== "connected" || this.pc.signalingState !== "stable") {
+        this.restart("socket back");
+      }
     }
   }
 
-  // The patient's page came back (reload or a new socket): the offerer renegotiates. A
-  // fresh page answers with a new DTLS fingerprint, which #onSignal turns into a fresh
+  // The other side's page is back (a new socket: reload, or back after a network gap).
+  // Whatever went out meanwhile may be lost: the offerer makes a fresh offer. A fresh
+  // page answers with a new DTLS fingerprint, which #onSignal turns into a fresh
   // connection.
   peerBack() {
-    if (this.polite) return;
     if (this.pc) this.restart("peer back");
-    else this.start();
+    else if (!this.polite) this.start();
   }
 
   receive(message) {
@@ -56,16 +63,60 @@ export class P2PTransport extends Transport {
     }
   }
 
+  // Repair: an ICE restart with a fresh offer from the offerer (staff). An offer still
+  // waiting for its answer was lost with the gap: it is rolled back first, because
+  // restartIce() alone makes no offer in "have-local-offer". While this page's socket
+  // or the other side's page is away nothing can be delivered: the repair waits and
+  // runs when both are back (start({reconnect}) and peerBack()).
   restart(why) {
-    if (!this.pc) return;
-    log("ICE restart:", why);
-    if (this.polite) {
-      // The staff page is the offerer; it restarts on this hint. Restarting here as
-      // well would only make both offer at once.
-      this.ctx.send({ type: "restart-ice" });
-    } else {
-      this.pc.restartIce();
+    if (!this.pc || this.closed) return;
+    if (!this.ctx.canSignal()) {
+      log("repair waits for the other side:", why);
+      this.pendingRepair = true;
+      return;
     }
+    this.pendingRepair = false;
+    log("ICE restart:", why);
+    this.signals = this.signals.then(() => this.#repair(why)).catch((e) => log("repair", e));
+  }
+
+  async #repair(why) {
+    const pc = this.pc;
+    if (!pc || this.closed) return;
+    if (pc.signalingState === "have-local-offer") {
+      log("rolling back an unanswered offer");
+      await pc.setLocalDescription({ type: "rollback" });
+    }
+    if (this.polite) {
+      // The staff page is the offerer; it restarts on this hint. Offering here as well
+      // would only make both offer at once.
+      this.ctx.send({ type: "restart-ice" });
+      return;
+    }
+    if (pc.signalingState !== "stable") return; // an offer of the other side is being answered
+    try {
+      this.makingOffer = true;
+      this.preferVp8();
+      const offer = await pc.createOffer({ iceRestart: true });
+      if (this.pc !== pc || pc.signalingState !== "stable") return;
+      await pc.setLocalDescription(offer);
+      this.#sendDescription(pc.localDescription);
+      this.#awaitAnswer(pc, why);
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  // An offer that got no answer (lost on the way although both sockets looked open) is
+  // made again.
+  #awaitAnswer(pc, why) {
+    clearTimeout(this.answerTimer);
+    const offer = pc.localDescription && pc.localDescription.sdp;
+    this.answerTimer = setTimeout(() => {
+      if (this.pc === pc && pc.signalingState === "have-local-offer" && pc.localDescription.sdp === offer) {
+        this.restart("no answer to " + why);
+      }
+    }, ANSWER_TIMEOUT_MS);
   }
 
   audioSinks() {
@@ -116,6 +167,7 @@ export class P2PTransport extends Transport {
         this.preferVp8();
         await peer.setLocalDescription();
         this.#sendDescription(peer.localDescription);
+        if (!this.polite) this.#awaitAnswer(peer, "negotiation");
       } catch (e) {
         log("offer failed", e);
       } finally {

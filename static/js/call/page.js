@@ -37,6 +37,12 @@ export function notice(text, kind) {
   if (kind !== "error") noticeTimer = setTimeout(() => { box.hidden = true; }, 8000);
 }
 
+// The call is back: what went wrong on the way is no longer true.
+export function clearErrorNotice() {
+  const box = $("#call-notice");
+  if (box && !box.hidden && box.classList.contains("call-notice-error")) box.hidden = true;
+}
+
 // Every button says what it does in data-action; actions[name]() may return a promise.
 export function onActions(actions) {
   root.addEventListener("click", (event) => {

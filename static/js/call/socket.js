@@ -68,6 +68,10 @@ export class Socket {
     ws.onerror = () => { /* onclose follows and reconnects */ };
   }
 
+  isOpen() {
+    return !!this.ws && this.ws.readyState === WebSocket.OPEN && root.dataset.socket === "open";
+  }
+
   send(message) {
     const ws = this.ws;
     if (ws && ws.readyState === WebSocket.OPEN) {
@@ -75,6 +79,10 @@ export class Socket {
     } else if (message.type === "signal" || message.type === "media-state") {
       // Sent once the socket is back; call control (accept, ring …) is not replayed
       // because the state may have moved on meanwhile.
+      // A newer description makes an older one (and its candidates) obsolete.
+      if (message.type === "signal" && message.description) {
+        this.queue = this.queue.filter((m) => m.type !== "signal");
+      }
       this.queue.push(message);
     }
   }

@@ -6,7 +6,8 @@ import { addChat, resetFormAfterSending, toggleChat } from "./chat.js";
 import { Grid } from "./grid.js";
 import { LocalMedia } from "./media.js";
 import { P2PTransport } from "./p2p.js";
-import { clearErrorNotice, notice, onActions, role, root, t } from "./page.js";
+import { LostWatch } from "./lost.js";
+import { notice, onActions, role, root, t } from "./page.js";
 import { Quality } from "./quality.js";
 import { RelayTransport } from "./relay.js";
 import { chime, keepRingDialogOpen, ringing, stopRingTone, unlockAudio, unlockOnFirstGesture } from "./ring.js";
@@ -222,28 +223,14 @@ function endCall() {
   if (role !== "staff" || call.deleted) media.release();
 }
 
-// A call that stays broken this long is ended for both (each side's page gives up; the
-// one whose socket is open tells the server, so the other learns it on return).
-const LOST_AFTER_MS = (Number(root.dataset.lostAfter) || 300) * 1000;
-let lostTimer = null;
-
-let lastView = null;
+const lost = new LostWatch(gaveUp);
 
 function watchLost(view) {
-  if (view === "connected" && lastView === "reconnecting") clearErrorNotice();
-  lastView = view;
-  const broken = view === "reconnecting" || (view === "connecting" && call.welcomed && transport.pc
-    && transport.state !== "new" && root.dataset.socket === "reconnecting");
-  if (!broken) {
-    clearTimeout(lostTimer);
-    lostTimer = null;
-  } else if (!lostTimer) {
-    lostTimer = setTimeout(gaveUp, LOST_AFTER_MS);
-  }
+  lost.update(view, view === "reconnecting" || (view === "connecting" && call.welcomed && transport.pc
+    && transport.state !== "new" && root.dataset.socket === "reconnecting"));
 }
 
 function gaveUp() {
-  lostTimer = null;
   if (call.callState !== "accepted" || guest) return;
   send({ type: "hangup" });
   call.ended = true;

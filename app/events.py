@@ -26,3 +26,42 @@ participant_removed = _signals.signal("participant-removed", doc="""
 A further participant (sender: its id) was taken off an appointment; its link is dead.
 Keyword: appointment_id.
 """)
+
+link_device_replaced = _signals.signal("link-device-replaced", doc="""
+A patient's or participant's link was opened on another device, which took it over
+(sender: the appointment's id). Keywords: participant_id (None for the patient's own
+link), device_id (the new device's LinkDevice id; any other device of the link is out).
+""")
+
+consent_withdrawn = _signals.signal("consent-withdrawn", doc="""
+The patient or a guest withdrew their own consent to the Videosprechstunde (sender: the
+appointment's id). Keyword: participant_id (None for the patient). Their pages must
+close and a call with them end.
+""")
+
+login_locked = _signals.signal("login-locked", doc="""
+Too many failed logins for a staff account's address: it is locked for a while
+(sender: the staff member's id). Keyword: practice_id.
+""")
+
+outbox_round = _signals.signal("outbox-round", doc="""
+The outbox sender's periodic round (sender: "outbox"), every OUTBOX_REMINDER_SECONDS:
+a higher domain does what is due now beside the sender, not in a web request (patients:
+queues the reminders; ops: the daily retention purge, which decides itself whether a
+day has passed) and commits. Keyword: now (naive UTC). Each receiver runs on its own: one
+that fails is logged, the sender goes on.
+""")
+
+contact_export = _signals.signal("contact-export", doc="""
+A practice exports what it stores about a person (DSGVO Art. 15 and 20; sender: the
+contact's id). Keyword: appointment_ids. A higher domain that keeps data of those
+appointments returns it as {section name: JSON-ready list} (chat: the messages); the
+export joins the answers. Only reads: nothing is changed.
+""")
+
+password_link_requested = _signals.signal("password-link-requested", doc="""
+A staff account needs a set-password link by e-mail (sender: the staff member's id):
+it was invited, or its password was reset by the practice's admin. Keywords:
+practice_id, reason ("invite" or "reset"). The receiver makes the link
+(auth.accounts.issue_link) and queues the e-mail in one transaction.
+""")

@@ -20,14 +20,35 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.extensions import db, login_manager
+from app.extensions import db, login_manager, talisman
 from app.timeutil import to_local
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
-    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
-)
+# No inline scripts or styles anywhere (js/call reads data-* attributes instead), so no
+# nonces. blob: for screenshots and the relay's media elements; connect-src 'self' covers
+# the same-origin websockets in every current browser.
+CSP = {
+    "default-src": "'self'", "script-src": "'self'", "style-src": "'self'",
+    "img-src": "'self' data: blob:", "media-src": "'self' blob:", "connect-src": "'self'",
+    "font-src": "'self'", "worker-src": "'self'", "object-src": "'none'",
+    "base-uri": "'self'", "form-action": "'self'", "frame-ancestors": "'none'",
+}
+
+# What the call page uses is allowed for this origin (and no frame of another, as none may
+# embed us anyway); every other feature is off. autoplay, fullscreen and picture-in-picture
+# are the call's own videos and buttons. The list holds the features Chromium knows
+# (others, e.g. ambient-light-sensor or web-share, only print a console warning there).
+PERMISSIONS_POLICY = {
+    "camera": "(self)", "microphone": "(self)", "display-capture": "(self)",
+    "autoplay": "(self)", "fullscreen": "(self)", "picture-in-picture": "(self)",
+    **{feature: "()" for feature in (
+        "accelerometer", "browsing-topics", "compute-pressure", "encrypted-media", "gamepad",
+        "geolocation", "gyroscope", "hid", "identity-credentials-get", "idle-detection",
+        "local-fonts", "magnetometer", "midi", "otp-credentials", "payment",
+        "publickey-credentials-create", "publickey-credentials-get", "screen-wake-lock",
+        "serial", "storage-access", "sync-xhr", "usb", "window-management",
+        "xr-spatial-tracking",
+    )},
+}
 
 ERROR_MESSAGES = {
     400: _l("Die Anfrage war fehlerhaft."),
@@ -183,15 +204,33 @@ def init_app(app):
         page = request.path if request.method == "GET" else None
         return redirect(url_for("auth.login", next=page))
 
-    @app.after_request
-    def security_headers(response):
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    config = app.config
+    talisman.init_app(
+        app,
+        content_security_policy=CSP,
+        permissions_policy=PERMISSIONS_POLICY,
+        # Browsers take HSTS only from https responses, so Talisman sends it only on those
+        # (directly or X-Forwarded-Proto from Caddy); production is always behind https.
+        strict_transport_security=config["ENV_NAME"] == "production",
+        strict_transport_security_max_age=365 * 24 * 3600,
+        # As deploy/Caddyfile says it: the practice's subdomains are not ours to pin.
+        strict_transport_security_include_subdomains=False,
+        # Caddy redirects http to https; the app itself also answers local checks
+        # (flask doctor, systemd) over http://127.0.0.1, which a redirect would break.
+        force_https=False,
+        frame_options="DENY",
         # same-origin: our own form posts carry a Referer (the origin check's fallback),
         # no other site ever learns a URL of ours.
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Permissions-Policy", "geolocation=(), payment=()")
+        referrer_policy="same-origin",
+        # Talisman would force Secure cookies on, breaking development over http://localhost:
+        # config.py decides (always Secure in production or behind https).
+        session_cookie_secure=config["SESSION_COOKIE_SECURE"],
+        session_cookie_http_only=True,
+        session_cookie_samesite=config["SESSION_COOKIE_SAMESITE"],
+    )
+
+    @app.after_request
+    def no_store(response):
         if not request.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response

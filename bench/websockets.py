@@ -2,6 +2,15 @@
 
     .venv/bin/python bench/websockets.py                  # N = 100 250 500 1000 pairs, gthread
     .venv/bin/python bench/websockets.py --pairs 1000 --threads 2100 --seconds 20
+    .venv/bin/python bench/websockets.py --behind-caddy --pairs 1000   # two processes, Caddy
+
+With --behind-caddy: TWO gunicorn processes (each as ./run and the systemd unit start
+it) share the Redis hub (HUB_URL, system Redis), and Caddy runs the project's
+deploy/Caddyfile with both as upstreams (tls internal, tests/support/deploy.py). The
+same N pairs are measured twice in one run: first straight to the two gunicorns (socket
+by socket alternating, so staff and patient of a pair sit on different processes and
+every message crosses Redis), then over wss:// through Caddy, whose least_conn policy
+spreads them the same way. Caddy's CPU over its window is printed beside.
 
 Starts gunicorn as ./run does (one worker, gthread) on 127.0.0.1 with a fresh SQLite
 database, creates one practice and N appointments, redeems each patient link with a
@@ -15,6 +24,8 @@ import argparse
 import json
 import math
 import os
+import resource
+import ssl
 import secrets
 import selectors
 import signal
@@ -109,13 +120,17 @@ def start_gunicorn(env, port, worker, threads, connections, log_path):
 
 
 class Pairs:
-    """N staff+patient sockets; one thread reads them all, one sends."""
+    """N staff+patient sockets; one thread reads them all, one sends. ``bases``: where
+    socket n connects, bases[n % len(bases)] (ws://host:port or wss://host:port)."""
 
-    def __init__(self, port, ids, staff_cookie, patient_cookies):
+    def __init__(self, port, ids, staff_cookie, patient_cookies, bases=None, ca=None):
         import websocket
 
         self.websocket = websocket
         self.port = port
+        self.bases = bases or [f"ws://127.0.0.1:{port}"]
+        self.sslopt = {"ca_certs": str(ca), "cert_reqs": ssl.CERT_REQUIRED} if ca else None
+        self.opened = 0
         self.ids = ids
         self.staff_cookie = staff_cookie
         self.patient_cookies = patient_cookies
@@ -128,9 +143,11 @@ class Pairs:
         self.stop = False
 
     def _open(self, path, cookie):
-        ws = self.websocket.WebSocket()
+        ws = self.websocket.WebSocket(sslopt=self.sslopt)
         ws.settimeout(30)
-        ws.connect(f"ws://127.0.0.1:{self.port}{path}", cookie=f"session={cookie}")
+        base = self.bases[self.opened % len(self.bases)]
+        self.opened += 1
+        ws.connect(f"{base}{path}", cookie=f"session={cookie}")
         welcome = json.loads(ws.recv())
         assert welcome["type"] == "welcome", welcome
         return ws
@@ -163,13 +180,26 @@ class Pairs:
                     if opcode == self.websocket.ABNF.OPCODE_CLOSE:
                         self.selector.unregister(key.fileobj)
                     continue
-                arrived = time.perf_counter()
-                message = json.loads(data)
-                if message["type"] == "signal" and message["candidate"]["candidate"].startswith("bench "):
-                    sent = float(message["candidate"]["candidate"].split()[1])
-                    with self.lock:
-                        self.latencies.append(arrived - sent)
-                        self.received += 1
+                self._count(data)
+                # TLS: a record can hold several frames; what is decrypted already does
+                # not make the socket readable again.
+                pending = getattr(ws.sock, "pending", None)
+                while pending is not None and pending() > 0:
+                    try:
+                        opcode, data = ws.recv_data(control_frame=True)
+                    except Exception:  # noqa: BLE001 - closed: counted as lost messages
+                        break
+                    if opcode == self.websocket.ABNF.OPCODE_TEXT:
+                        self._count(data)
+
+    def _count(self, data):
+        arrived = time.perf_counter()
+        message = json.loads(data)
+        if message["type"] == "signal" and message["candidate"]["candidate"].startswith("bench "):
+            sent = float(message["candidate"]["candidate"].split()[1])
+            with self.lock:
+                self.latencies.append(arrived - sent)
+                self.received += 1
 
     def send_for(self, seconds):
         """Every staff socket sends once a second, spread evenly over the second."""
@@ -253,6 +283,111 @@ def run(args):
             server.wait()
 
 
+def proc_cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def close_sockets(pairs):
+    pairs.stop = True
+    for ws in pairs.staff + pairs.patients:
+        try:
+            ws.close(timeout=0.2)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def run_behind_caddy(args):
+    """Two web processes on the Redis hub, measured directly and through Caddy in one run."""
+    from tests.support.deploy import Caddy
+    from tests.support.machine import REDIS_URL
+
+    # 2,000 sockets: this process holds one per socket, Caddy two (client and upstream).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    n = (args.pairs or [1000])[-1]
+    tmp = Path(tempfile.mkdtemp(prefix="sprechzimmer-ws-caddy-"))
+    prefix = f"sprechzimmer-bench-{secrets.token_hex(4)}:"
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+        "SECRET_KEY": secrets.token_hex(32),
+        "SPRECHZIMMER_ENV": "development",
+        "OUTBOX_DIR": str(tmp / "outbox"),
+        "PUBLIC_BASE_URL": "http://127.0.0.1",
+        "FLASK_APP": "wsgi.py",
+        "HUB_URL": REDIS_URL,
+        "HUB_PREFIX": prefix,
+    }
+    subprocess.run([str(VENV_BIN / "flask"), "db", "upgrade"], cwd=ROOT, env={**os.environ, **env},
+                   check=True, capture_output=True)
+    ids, staff_cookie, patient_cookies = prepare(env, n)
+    ports = [free_port(), free_port()]
+    threads = args.threads or n + 64
+    connections = args.connections or n + 64
+    servers = [start_gunicorn(env, port, args.worker, threads, connections, tmp / f"gunicorn{i}.log")
+               for i, port in enumerate(ports)]
+    caddy = Caddy(tmp / "caddy", ports).start()
+    print(f"2 x gunicorn --workers 1 --worker-class {args.worker} --threads {threads} "
+          f"--worker-connections {connections}, Redis hub {REDIS_URL}; Caddy {caddy.base_url} "
+          f"(deploy/Caddyfile, both upstreams); {n} pairs = {2 * n} sockets; {args.seconds} s, "
+          f"1 msg/s per pair; open files {hard} (was {soft}); load average {os.getloadavg()[0]:.2f}")
+    print(f"{'path':>7} {'sockets':>7} {'open s':>7} {'msgs':>6} {'lost':>5} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'max ms':>7} {'Caddy CPU':>9} {'RSS MiB':>12} {'threads':>11}")
+    modes = [("direct", [f"ws://127.0.0.1:{port}" for port in ports], None),
+             ("caddy", [caddy.base_url.replace("https://", "wss://")], caddy.root)]
+    results = {}
+    try:
+        for mode, bases, ca in modes:
+            pairs = Pairs(None, ids, staff_cookie, patient_cookies, bases=bases, ca=ca)
+            reader = threading.Thread(target=pairs.read_loop, daemon=True)
+            reader.start()
+            try:
+                opened = pairs.open(n)
+            except Exception as exc:  # noqa: BLE001 - the figure is where it stops
+                print(f"{mode:>7} could not open all sockets: {type(exc).__name__}: {exc} "
+                      f"(open: {len(pairs.patients)} pairs)")
+                close_sockets(pairs)
+                continue
+            time.sleep(2)  # presence messages settle
+            with pairs.lock:
+                pairs.latencies.clear()
+                pairs.received = 0
+            caddy_before, started = proc_cpu_seconds(caddy.process.pid), time.monotonic()
+            sent = pairs.send_for(args.seconds)
+            time.sleep(2)  # stragglers
+            caddy_cpu = (proc_cpu_seconds(caddy.process.pid) - caddy_before) / (time.monotonic() - started)
+            with pairs.lock:
+                values = sorted(pairs.latencies)
+                received = pairs.received
+            stats = [worker_stats(server.pid) for server in servers]
+            rss = "/".join(str(r) for r, _ in stats)
+            nthreads = "/".join(str(t) for _, t in stats)
+            results[mode] = values
+            print(f"{mode:>7} {2 * n:>7} {opened:>7.1f} {sent:>6} {sent - received:>5} "
+                  f"{percentile(values, 50) * 1000:>7.1f} {percentile(values, 99) * 1000:>7.1f} "
+                  f"{(values[-1] if values else float('nan')) * 1000:>7.1f} "
+                  f"{caddy_cpu * 100 if mode == 'caddy' else 0:>8.1f}% {rss:>12} {nthreads:>11}", flush=True)
+            close_sockets(pairs)
+            time.sleep(3)  # the servers clean the sockets up before the next mode
+        if len(results) == 2:
+            d, c = results["direct"], results["caddy"]
+            print(f"Caddy's overhead: p50 +{(percentile(c, 50) - percentile(d, 50)) * 1000:.1f} ms, "
+                  f"p99 +{(percentile(c, 99) - percentile(d, 99)) * 1000:.1f} ms")
+    finally:
+        caddy.stop()
+        for server in servers:
+            os.killpg(server.pid, signal.SIGTERM)
+        for server in servers:
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+        from tests.support.hubs import delete_keys
+
+        delete_keys(prefix + "*")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, nargs="*", help="steps of staff+patient pairs (default 100 250 500 1000)")
@@ -260,4 +395,7 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, help="gunicorn --worker-connections (default 2*pairs+64)")
     parser.add_argument("--worker", default="gthread", help="gthread (as ./run) or gevent")
     parser.add_argument("--seconds", type=float, default=10)
-    run(parser.parse_args())
+    parser.add_argument("--behind-caddy", action="store_true",
+                        help="two web processes on the Redis hub, direct and through Caddy (last --pairs step)")
+    arguments = parser.parse_args()
+    (run_behind_caddy if arguments.behind_caddy else run)(arguments)

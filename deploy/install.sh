@@ -317,6 +317,17 @@ if [ ! -f "$ENV_FILE" ]; then
 # MAIL_USERNAME=termine@praxis-beispiel.de
 # MAIL_PASSWORD=
 # MAIL_DEFAULT_SENDER="Praxis Dr. Muster <termine@praxis-beispiel.de>"
+# The operator of this install (required; README "Configuration"): named on the Impressum,
+# the Datenschutzerklärung and in every e-mail. Lines are separated by "|".
+# OPERATOR_NAME="Praxisdienste Muster GmbH"
+# OPERATOR_ADDRESS="Hauptstraße 1|12345 Musterstadt"
+# OPERATOR_EMAIL=kontakt@praxis-beispiel.de
+# OPERATOR_PHONE="+49 30 1234567"
+# OPERATOR_REPRESENTATIVE="Dr. Maria Muster (Geschäftsführerin)"
+# OPERATOR_REGISTER="Amtsgericht Musterstadt HRB 12345"
+# OPERATOR_VAT_ID=DE123456789
+# OPERATOR_DPO="Max Datenschutz|datenschutz@praxis-beispiel.de"
+
 # SMS (optional, tariffs Standard and Premium):
 # VONAGE_API_KEY=
 # VONAGE_API_SECRET=
@@ -353,9 +364,30 @@ set_default BACKUP_DIR "$BACKUP_DIR"
 chown root:root "$ENV_FILE"
 chmod 600 "$ENV_FILE"
 [ "$changed_env" = 1 ] || say "    unverändert / unchanged"
+# A production start without the operator's data stops (app/legal): say so now, not as
+# a service that keeps failing.
+missing_operator=""
+for key in OPERATOR_NAME OPERATOR_ADDRESS OPERATOR_EMAIL OPERATOR_DPO; do
+  grep -qE "^$key=.+" "$ENV_FILE" || missing_operator="$missing_operator $key"
+done
+[ -z "$missing_operator" ] || die \
+  "In $ENV_FILE fehlen die Angaben zum Betreiber für Impressum und Datenschutzerklärung:$missing_operator. Bitte eintragen (Vorlage in der Datei, \"#\" entfernen) und install.sh erneut ausführen." \
+  "$ENV_FILE lacks the operator's data for the legal pages:$missing_operator. Fill them in (template in the file, remove the \"#\") and run install.sh again."
 
 step "PostgreSQL und Redis" "PostgreSQL and Redis"
 systemctl enable --now --quiet postgresql redis-server
+# Calls and their ring deadlines live in Redis (HUB_URL): with its append log they outlive
+# a Redis restart (README "Redis"); Debian's default keeps only hourly snapshots.
+for _ in $(seq 30); do
+  [ "$(redis-cli ping 2>/dev/null)" = PONG ] && break
+  sleep 1
+done
+if [ "$(redis-cli --raw CONFIG GET appendonly | tail -n 1)" != yes ]; then
+  redis-cli CONFIG SET appendonly yes >/dev/null
+  redis-cli CONFIG SET appendfsync everysec >/dev/null
+  redis-cli CONFIG REWRITE >/dev/null
+  note_change "Redis appendonly"
+fi
 for _ in $(seq 60); do
   runuser -u postgres -- pg_isready -q && break
   sleep 1
@@ -406,7 +438,11 @@ write_if_changed /etc/turnserver.conf "$turn_conf" 640 root turnserver && change
 step "Caddy (HTTPS)" "Caddy (HTTPS)"
 acme="$email"
 [ "$tls_internal" = 1 ] && acme=internal
-caddyfile="$(render Caddyfile DOMAIN="$domain" ACME_EMAIL="$acme" APP_DIR="$APP_DIR" WEB_PORT="$WEB_PORT" \
+# Several web processes (docs/scaling.md): WEB_UPSTREAMS in the env file lists them.
+upstreams="$(env_value WEB_UPSTREAMS)"
+[ -n "$upstreams" ] || upstreams="127.0.0.1:$WEB_PORT"
+caddyfile="$(render Caddyfile DOMAIN="$domain" ACME_EMAIL="$acme" APP_DIR="$APP_DIR" \
+  WEB_UPSTREAMS="$upstreams" \
   ACCESS_LOG=/var/log/caddy/sprechzimmer-access.log)"
 if [ -f /etc/caddy/Caddyfile ] && [ ! -f /etc/caddy/Caddyfile.debian ] && ! grep -q Sprechzimmer /etc/caddy/Caddyfile; then
   cp -p /etc/caddy/Caddyfile /etc/caddy/Caddyfile.debian

@@ -31,6 +31,7 @@ class RelayConfig:
         try:
             config = cls(
                 secret=secret.encode(),
+                control_host=env.get("RELAY_CONTROL_HOST", "127.0.0.1").strip() or "127.0.0.1",
                 control_port=int(env.get("RELAY_CONTROL_PORT", "5100")),
                 udp_port_min=int(env.get("RELAY_UDP_PORT_MIN", "40000")),
                 udp_port_max=int(env.get("RELAY_UDP_PORT_MAX", "40999")),

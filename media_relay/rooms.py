@@ -7,6 +7,7 @@ an appointment. The control API's JSON still says "participant" for a peer's id
 """
 import asyncio
 import logging
+import os
 import random
 import re
 import time
@@ -27,6 +28,7 @@ from .forwarding import (
 
 logger = logging.getLogger("media_relay.rooms")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CPU_WINDOW = 2.0  # seconds over which status "cpu" is averaged
 
 
 class Refused(Exception):
@@ -114,6 +116,11 @@ class Relay:
         self.rooms = {}
         self._rng = random.SystemRandom()
         self._tasks = set()
+        # The share of one core this process used lately (status "cpu"): the web apps
+        # place new rooms on the least loaded relay (RELAY_URLS). One event loop never
+        # uses more than one core, so 1.0 is full.
+        self.cpu = 0.0
+        self._cpu_mark = (time.monotonic(), time.process_time())
 
     def create_room(self, room_id, max_participants=None):
         """Returns (room, created). Creating an existing room is not an error: the web
@@ -219,9 +226,18 @@ class Relay:
         await peer.pc.close()
         peer.log.info("left")
 
+    def measure_cpu(self, window=CPU_WINDOW):
+        """Updates ``cpu`` once ``window`` seconds have passed since the last update."""
+        wall, used = time.monotonic(), time.process_time()
+        mark_wall, mark_used = self._cpu_mark
+        if wall - mark_wall >= window:
+            self.cpu = max(0.0, (used - mark_used) / (wall - mark_wall))
+            self._cpu_mark = (wall, used)
+
     async def housekeeping(self, interval=1.0):
         while True:
             await asyncio.sleep(interval)
+            self.measure_cpu()
             for room in list(self.rooms.values()):
                 for peer in list(room.peers.values()):
                     for publication in peer.publications:
@@ -236,6 +252,8 @@ class Relay:
             "rooms": len(self.rooms),
             "max_rooms": self.config.max_rooms,
             "participants": sum(len(r.peers) for r in self.rooms.values()),
+            "cpu": round(self.cpu, 3),
+            "cores": os.cpu_count() or 1,
         }
 
     def _spawn(self, coro):

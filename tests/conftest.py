@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.support.sockets",
     "tests.support.calls",
     "tests.support.relay",
+    "tests.support.redis_stack",
 ]

@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # layer never import each other. Base modules may import each other (without a cycle).
 BASE = "base"
 LAYERS = [
-    (BASE, {"extensions", "events", "hub", "roles", "tariffs", "timeutil", "tokens", "web"}),
+    (BASE, {"extensions", "events", "hub", "roles", "tariffs", "text", "timeutil", "tokens", "web"}),
+    # The operator's legal pages: configuration only, no data of any practice.
+    ("legal", {"legal"}),
     ("auth", {"auth"}),
     ("invitations", {"invitations"}),
     ("patients", {"patients"}),

@@ -47,8 +47,10 @@ def test_login_without_csrf_is_refused(client, make_practice):
 
 
 def test_login_is_rate_limited(auth, make_practice):
+    # Per client address: a new address each time, so the per-account lock
+    # (tests/test_login_throttle.py) plays no part.
     make_practice()
-    statuses = [auth.login("nobody@example.org", "x" * 12).status_code for _ in range(12)]
+    statuses = [auth.login(f"nobody{i}@example.org", "x" * 12).status_code for i in range(12)]
     assert statuses[:10] == [401] * 10
     assert statuses[-1] == 429
 
@@ -101,6 +103,23 @@ def test_cli_creates_practice_and_changes_tariff(app, runner):
         assert db.session.get(Practice, practice_id).tariff == "premium"
     result = runner.invoke(args=["practice", "set-tariff", str(practice_id), "gold"])
     assert result.exit_code != 0
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--name", "Praxis \u202eNord"),
+    ("--name", "Praxis\u2060Nord"),
+    ("--staff-name", "Dr. \u2067Nord"),
+    ("--staff-name", "Dr.\u200b Nord"),
+    ("--staff-name", "   "),
+])
+def test_cli_refuses_names_with_hidden_characters(app, runner, option, value):
+    args = {"--name": "Praxis Nord", "--staff-name": "Dr. Nord", option: value}
+    result = runner.invoke(args=["practice", "create", "--email", "chef@nord.example", "--password", "sehr-geheim-1",
+                                 *[part for pair in args.items() for part in pair]])
+    assert result.exit_code != 0
+    assert "control characters" in result.output or "is empty" in result.output
+    with app.app_context():
+        assert db.session.execute(db.select(Practice)).first() is None
 
 
 def test_cli_demo_is_idempotent(app, runner):

@@ -1,5 +1,9 @@
 """Chat: stored with the appointment, sent over HTTP, live on both sockets, unread marks."""
+import re
+from types import SimpleNamespace
+
 import pytest
+from sqlalchemy import inspect
 
 from app.chat.models import ChatMessage
 from app.extensions import db
@@ -14,10 +18,14 @@ def post(client_or_auth, path, text):
 
 
 def stored(app, appointment_id):
+    """The appointment's messages as rows, their text opened with the app's SECRET_KEY
+    (it is encrypted at rest: test_the_text_is_encrypted_at_rest)."""
     with app.app_context():
-        return db.session.execute(
+        messages = db.session.execute(
             db.select(ChatMessage).filter_by(appointment_id=appointment_id).order_by(ChatMessage.id)
         ).scalars().all()
+        return [SimpleNamespace(**{c.key: getattr(m, c.key) for c in inspect(ChatMessage).column_attrs},
+                                text=m.text, sender_key=m.sender_key) for m in messages]
 
 
 def test_a_message_is_stored_and_arrives_live_on_both_sockets(app, make_call):
@@ -43,6 +51,26 @@ def test_a_message_is_stored_and_arrives_live_on_both_sockets(app, make_call):
     assert staff.expect("chat")["sender"] == "staff"
     staff_message = stored(app, call.id)[-1]
     assert staff_message.staff_id is not None
+
+
+def test_the_text_is_encrypted_at_rest(app, make_call):
+    """A copy of the database shows no patient's words (issue 12); the pages read them."""
+    call = make_call()
+    words = "Mein Blutdruck war heute 150 zu 95"
+    assert post(call.patient_client, "/sprechstunde/chat/nachrichten", words).status_code == 201
+    with app.app_context():
+        raw = db.session.execute(db.text("SELECT text FROM chat_message")).scalar_one()
+        assert words not in raw and "Blutdruck" not in raw
+        (message,) = stored(app, call.id)
+        assert message.text == words
+        # Another SECRET_KEY cannot read it: the message says so instead of failing.
+        app.config["SECRET_KEY"], key = "another-key", app.config["SECRET_KEY"]
+        try:
+            assert db.session.get(ChatMessage, message.id).text == "[Nachricht nicht lesbar]"
+        finally:
+            app.config["SECRET_KEY"] = key
+    history = call.staff_auth.get(f"/chat/{call.id}/nachrichten")
+    assert words in history.get_data(as_text=True)
 
 
 def test_history_fragment_on_both_sides(app, make_call):
@@ -112,6 +140,19 @@ def test_messages_go_with_the_appointment(app, make_call):
         assert db.session.execute(db.select(db.func.count()).select_from(ChatMessage)).scalar() == 0
 
 
+READ_MARK = re.compile(r'hx-post="([^"]+)" hx-trigger="load" hx-vals=\'\{"bis": "(\d+)"\}\'')
+
+
+def read_as_the_page_says(client_or_auth, page):
+    """What htmx does when a history with unread messages is shown: POST which one it showed."""
+    client = getattr(client_or_auth, "client", client_or_auth)
+    url, upto = READ_MARK.search(page.get_data(as_text=True)).groups()
+    token = csrf_token(client, "/sprechstunde" if url.startswith("/sprechstunde") else "/patienten")
+    response = client.post(url, data={"bis": upto}, headers={"X-CSRFToken": token})
+    assert response.status_code == 204
+    return int(upto)
+
+
 def test_unread_badge_in_the_patient_list(app, make_call):
     call = make_call()
     post(call.patient_client, "/sprechstunde/chat/nachrichten", "Eins")
@@ -120,9 +161,59 @@ def test_unread_badge_in_the_patient_list(app, make_call):
     assert f'id="unread-{call.id}"' in listing
     assert "2 ungelesene Nachrichten" in listing
     # Reading the conversation clears it; the staff's own messages never count.
-    call.staff_client.get(f"/chat/{call.id}")
+    read_as_the_page_says(call.staff_auth, call.staff_client.get(f"/chat/{call.id}"))
     post(call.staff_auth, f"/chat/{call.id}/nachrichten", "Gelesen")
     assert f'id="unread-{call.id}"' not in call.staff_auth.get("/patienten/liste").get_data(as_text=True)
+
+
+def unread_flags(app, appointment_id):
+    return [(m.text, m.read_by_staff_at is None, m.read_by_patient_at is None) for m in stored(app, appointment_id)]
+
+
+def test_showing_the_history_changes_nothing_until_the_page_says_so(app, make_call):
+    """No GET changes state (issue 12): GET history marked messages read, so any link
+    (prefetch, a foreign page's <img>) did; now the page POSTs what it showed."""
+    call = make_call()
+    post(call.patient_client, PATIENT_CHAT, "Eins")
+    post(call.patient_client, PATIENT_CHAT, "Zwei")
+    post(call.staff_auth, f"/chat/{call.id}/nachrichten", "Praxis hier")
+    before = unread_flags(app, call.id)
+    assert before == [("Eins", True, False), ("Zwei", True, False), ("Praxis hier", False, True)]
+    pages = [call.staff_client.get(f"/chat/{call.id}"),
+             call.staff_client.get(f"/chat/{call.id}/nachrichten", headers={"HX-Request": "true"}),
+             call.patient_client.get(PATIENT_CHAT, headers={"HX-Request": "true"})]
+    assert all(page.status_code == 200 for page in pages)
+    assert unread_flags(app, call.id) == before
+    # A message that comes after the page was shown stays unread.
+    post(call.patient_client, PATIENT_CHAT, "Drei")
+    upto = read_as_the_page_says(call.staff_auth, pages[0])
+    assert upto == stored(app, call.id)[1].id
+    assert unread_flags(app, call.id) == [("Eins", False, False), ("Zwei", False, False),
+                                          ("Praxis hier", False, True), ("Drei", True, False)]
+    # The patient's page likewise, for the practice's message.
+    read_as_the_page_says(call.patient_client, pages[2])
+    assert unread_flags(app, call.id)[2] == ("Praxis hier", False, False)
+    # Nothing unread left for the patient: its next history asks for nothing.
+    assert "hx-post" not in call.patient_client.get(PATIENT_CHAT, headers={"HX-Request": "true"}).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("value", ["", "abc", "-1", "1" * 11, "١"])
+def test_read_mark_refuses_bad_values(app, make_call, value):
+    call = make_call()
+    post(call.patient_client, PATIENT_CHAT, "Eins")
+    token = csrf_token(call.staff_client, "/patienten")
+    response = call.staff_client.post(f"/chat/{call.id}/gelesen", data={"bis": value}, headers={"X-CSRFToken": token})
+    assert response.status_code == 400
+    assert unread_flags(app, call.id) == [("Eins", True, False)]
+
+
+def test_read_mark_of_another_practice_is_404(app, make_call):
+    ours, theirs = make_call(), make_call()
+    post(theirs.patient_client, PATIENT_CHAT, "Geheim")
+    token = csrf_token(ours.staff_client, "/patienten")
+    response = ours.staff_client.post(f"/chat/{theirs.id}/gelesen", data={"bis": "999"}, headers={"X-CSRFToken": token})
+    assert response.status_code == 404
+    assert unread_flags(app, theirs.id) == [("Geheim", True, False)]
 
 
 def test_a_message_to_an_open_staff_page_counts_as_read(app, make_call):
@@ -230,10 +321,10 @@ def test_another_appointments_guest_cannot_read_or_post(app, make_call):
     assert [m.text for m in stored(app, theirs.id)] == ["Bei uns"]
     assert "Nur für uns" not in history_of(their_guest)
     assert their_guest.get(f"/chat/{ours.id}/nachrichten").status_code != 200  # staff's URL: login
-    # A session that names our appointment with their participant is refused.
+    # The session holds only a random device secret: a made-up one opens nothing.
     token = csrf_token(their_guest, "/sprechstunde")
     with their_guest.session_transaction() as session:
-        session[SESSION_KEY] = {**session[SESSION_KEY], "id": ours.id}
+        session[SESSION_KEY] = "A" * 43
     assert their_guest.get(PATIENT_CHAT).status_code == 404
     response = their_guest.post(PATIENT_CHAT, data={"text": "x"},
                                 headers={"X-CSRFToken": token, "HX-Request": "true"})
@@ -280,5 +371,5 @@ def test_guest_messages_count_as_unread_for_the_practice(app, make_call):
     post(guest_client, PATIENT_CHAT, "Eins")
     post(call.patient_client, PATIENT_CHAT, "Zwei")
     assert "2 ungelesene Nachrichten" in call.staff_auth.get("/patienten/liste").get_data(as_text=True)
-    call.staff_client.get(f"/chat/{call.id}")
+    read_as_the_page_says(call.staff_auth, call.staff_client.get(f"/chat/{call.id}"))
     assert f'id="unread-{call.id}"' not in call.staff_auth.get("/patienten/liste").get_data(as_text=True)

@@ -21,7 +21,8 @@ from tests.support.deploy import DEPLOY, ROOT, placeholders, require, unit_envir
 INSTALL = DEPLOY / "install.sh"
 # Everything install.sh uses to change the system.
 CHANGERS = ["apt-get", "dpkg-query", "useradd", "install", "rsync", "systemctl", "runuser", "ln", "rm", "cp", "mv",
-            "chown", "chmod", "flock", "psql", "createuser", "createdb", "caddy", "python3", "sha256sum", "tee"]
+            "chown", "chmod", "flock", "psql", "createuser", "createdb", "caddy", "python3", "sha256sum", "tee",
+            "redis-cli"]
 GOOD = ["--domain", "video.praxis-beispiel.de", "--email", "it@praxis-beispiel.de"]
 
 

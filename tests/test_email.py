@@ -11,7 +11,7 @@ from app.extensions import db
 from app.patients.models import Appointment
 from tests.support.forms import created_ids, future_slot
 from tests.support.outbox import deliver, link_in, outbox, text_of
-from tests.support.webapp import Auth
+from tests.support.webapp import Auth, give_consent
 
 # Not the server's or Babel's default zone: times must follow the practice's zone.
 TZ = "America/New_York"
@@ -65,6 +65,9 @@ def test_invitation_email_reaches_the_patient_in_german(app, smtp, invite):
         assert when in body
         assert "Voraussichtliche Dauer: 45 Minuten" in body
         assert link in body
+        # The operator's legal pages (issue 12), from OPERATOR_NAME and PUBLIC_BASE_URL.
+        assert app.config["OPERATOR_NAME"] in body
+        assert "http://localhost/impressum" in body and "http://localhost/datenschutz" in body
     assert f'href="{link}"' in html
 
 
@@ -78,6 +81,9 @@ def test_link_in_the_email_opens_the_waiting_room(app, smtp, invite):
     # Into the patient's pages: the device check first, then the waiting room.
     assert response.headers["Location"].startswith("/sprechstunde")
     assert patient.get(response.headers["Location"]).status_code == 200
+    # The patient's own consent comes before the waiting room (issue 12).
+    assert patient.get("/sprechstunde").status_code == 302
+    give_consent(patient)
     page = patient.get("/sprechstunde")
     assert page.status_code == 200
     body = page.get_data(as_text=True)

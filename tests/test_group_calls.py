@@ -349,6 +349,30 @@ def test_a_guest_page_that_goes_away_leaves_the_relay(group, relay_url, aio):
 
 
 @sqlite_only
+def test_a_patient_page_that_goes_away_stays_in_the_roster_as_away_until_it_joins_again(group, relay_url, aio):
+    """A network cut: the patient's socket closes, the server takes the patient off the
+    relay, but the patient is still in the call, so the others keep the tile (away)."""
+    call = group()
+    staff, patient, (guest,), browsers, _ = joined(call, aio)
+    guest_key = f"guest-{call.guest_ids[0]}"
+    patient.crash()
+    wait_until(lambda: room_members(relay_url, call.room) == {"staff", guest_key}, "the relay lets the patient go")
+    for member in (staff, guest):
+        roster = member.take("roster", where=lambda r: keys_of(r) == {"staff", guest_key})
+        assert roster["away"] == [{"key": "patient", "name": PATIENT_NAME, "role": "patient"}], roster
+        assert "patient" not in {publisher for slots in roster["slots"].values() for publisher in slots.values()}
+    # back on a new socket, the patient joins again: nobody is away any more
+    back = call.patient()
+    assert (back.welcome["state"], back.welcome["relay"]) == ("accepted", True)
+    again = aio.browser("patient")
+    back.relay_offer(aio, again)
+    roster = staff.take("roster", where=lambda r: keys_of(r) == {"staff", "patient", guest_key})
+    assert roster["away"] == [] and expected_slots(roster, ["staff", "patient", guest_key]), roster
+    wait_until(lambda: again.connected() and browsers["staff"].connected(), "the patient's new connection is up")
+    assert_media_follows_roster([browsers["staff"], browsers[guest_key], again], roster)
+
+
+@sqlite_only
 def test_a_guests_old_socket_closing_late_leaves_its_new_connection_alone(group, relay_url, aio):
     """A dropped network: the guest's page is back on a new socket and has joined again
     before the server notices the old socket is gone."""

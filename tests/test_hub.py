@@ -69,7 +69,7 @@ def test_exactly_one_of_many_racing_threads_wins(hub):
     assert len([r for r in results if r is not None]) == 1
 
 
-def test_a_late_timer_does_not_end_a_newer_ring(hub):
+def test_a_late_timer_does_not_end_a_newer_ring(hub, calls_context):
     hub.subscribe(channel(3, "patient"), lambda m: None)
     first = calls.ring(hub, 3, timeout_seconds=3600)
     assert calls.transition(hub, 3, {RINGING}, IDLE) is not None
@@ -81,7 +81,7 @@ def test_a_late_timer_does_not_end_a_newer_ring(hub):
     assert hub.call_state(3).state == TIMEOUT
 
 
-def test_ring_without_a_patient_is_offline_and_reset_keeps_versions_rising(hub):
+def test_ring_without_a_patient_is_offline_and_reset_keeps_versions_rising(hub, calls_context):
     states = []
     hub.subscribe(channel(4, "staff"), states.append)
     offline = calls.ring(hub, 4, timeout_seconds=3600)

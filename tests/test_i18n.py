@@ -214,3 +214,18 @@ def test_compiled_catalogue_matches_the_po():
               and (m.string if isinstance(m.string, str) else all(m.string))}
     compiled = {k: (v if isinstance(v, str) else tuple(v)) for k, v in compiled.items()}
     assert compiled == source, "The .mo is stale: run pybabel compile -d translations (./test does)"
+
+
+@pytest.mark.parametrize("accept, lang", [
+    ("en-GB,en;q=0.9", "en"), ("en-US", "en"), ("de-DE,de;q=0.9,en;q=0.8", "de"), ("fr-FR", "de"), ("", "de"),
+])
+def test_the_browsers_language_picks_the_first_language(client, accept, lang):
+    page = client.get("/login", headers={"Accept-Language": accept}).get_data(as_text=True)
+    assert f'<html lang="{lang}">' in page
+
+
+def test_the_users_choice_outlasts_the_browsers_language(client, auth, practice_email):
+    english = {"Accept-Language": "en-GB"}
+    auth.login(practice_email)
+    switch_language(client, auth, "de", "/patienten")
+    assert "Termin erstellen" in client.get("/patienten", headers=english).get_data(as_text=True)

@@ -45,14 +45,16 @@ def test_einladen_twice_with_one_key_makes_one_appointment(app, staff):
 
 
 def test_another_key_is_another_appointment(app, staff):
+    # The same person at the same time twice: confirmed, as the double-booking check asks.
     for _ in range(2):
-        assert staff.post("/patienten/termine", data=appointment_form(submit_key=form_key(staff))).status_code == 201
+        data = appointment_form(submit_key=form_key(staff), confirm_overlap="y")
+        assert staff.post("/patienten/termine", data=data).status_code == 201
     assert row_counts(app)["Appointment"] == 2
 
 
 @pytest.mark.parametrize("key", ["", "kurz", "x" * 65, "<script>alert(1)</script>xxxxxxxxx"])
 def test_a_missing_or_malformed_key_only_turns_the_guard_off(app, staff, key):
-    data = appointment_form(submit_key=key)
+    data = appointment_form(submit_key=key, confirm_overlap="y")  # past the double-booking check
     assert staff.post("/patienten/termine", data=data).status_code == 201
     assert staff.post("/patienten/termine", data=data).status_code == 201
     assert row_counts(app)["Appointment"] == 2

@@ -15,6 +15,7 @@ from app.invitations.models import OutboxMessage
 from media_relay.config import RelayConfig
 from media_relay.rooms import Relay
 from tests.support.forms import appointment_form, created_appointment_id
+from tests.support.outbox import opened_link
 from tests.support.sockets import LiveServer
 
 OURS = ("app", "sprechzimmer", "media_relay")
@@ -22,7 +23,7 @@ OURS = ("app", "sprechzimmer", "media_relay")
 KEYS = {
     "address", "announced", "appointment", "attempt", "attempts", "bind", "channel", "control",
     "error", "kind", "max_peers", "max_rooms", "message", "method", "participant", "path", "peer",
-    "practice", "publications", "publisher", "reason", "request", "role", "room", "rooms", "seat",
+    "moved_from", "practice", "publications", "publisher", "reason", "relay", "request", "role", "room", "rooms", "seat",
     "sender", "slots", "staff", "state", "status", "udp", "ws",
 }
 PAIR = r"[a-z_]+=(?:'[^']*'|\"[^\"]*\"|\S+)"
@@ -59,12 +60,6 @@ def _links(app):
                 .scalars()}
 
 
-def _visitor(app, token):
-    client = app.test_client()
-    assert client.get(f"/j/{token}").status_code == 302
-    return client
-
-
 def test_a_consultation_logs_ids_only(app, auth, make_practice, live, caplog):
     caplog.set_level(logging.DEBUG)
     _, staff_email = make_practice("premium")
@@ -76,7 +71,7 @@ def test_a_consultation_logs_ids_only(app, auth, make_practice, live, caplog):
                      data={prefix + k: v for k, v in GUEST.items()}).status_code == 201
     links = _links(app)
     (participant_id,) = [key for key in links if key is not None]
-    patient, guest = _visitor(app, links[None]), _visitor(app, links[participant_id])
+    patient, guest = opened_link(app, links[None]), opened_link(app, links[participant_id])
     staff_ws = live.connect(f"/ws/anruf/{appointment_id}", auth.client)
     patient_ws = live.connect("/ws/sprechstunde", patient)
     guest_ws = live.connect("/ws/sprechstunde", guest)

@@ -293,3 +293,29 @@ def test_production_relay_on_loopback_and_missing_parts(doctor, ready, monkeypat
     ], output
     assert "[ -- ] SMS (Vonage) not set up: optional" in output
     assert "open UDP 40000-40999 in the firewall" in fix_after(output, "media relay on 127.0.0.1 only")
+
+
+def test_relay_only_ice_needs_turn(doctor, ready):
+    code, output = doctor({**ready, "ICE_TRANSPORT_POLICY": "relay"}, "--lang", "de")
+    assert code == 0, output
+    assert ("[ OK ]   ICE_TRANSPORT_POLICY=relay: alle Anrufe laufen über TURN, keine Seite erfährt die IP-Adresse "
+            "der anderen") in output
+
+    code, output = doctor({**ready, "ICE_TRANSPORT_POLICY": "relay", "TURN_URLS": "", "TURN_SECRET": ""}, "--lang", "en")
+    assert code == 1
+    assert "[FAIL] ICE_TRANSPORT_POLICY=relay without TURN (TURN_URLS, TURN_SECRET): no call can connect" in failing(
+        output, "en"), output
+    assert fix_after(output, "ICE_TRANSPORT_POLICY=relay without TURN").startswith(
+        "→ fix: set TURN_URLS and TURN_SECRET in /etc/sprechzimmer/env")
+
+    # The default names what it gives away, without failing.
+    code, output = doctor(ready, "--lang", "en")
+    assert "[ -- ] ICE_TRANSPORT_POLICY=all: browsers connect directly where they can" in output
+
+
+def test_every_relay_of_relay_urls_gets_its_line(doctor, ready, relay):
+    closed = f"http://127.0.0.1:{free_port()}"
+    code, output = doctor({**ready, "RELAY_URLS": f"{relay},{closed}"}, "--lang", "de")
+    assert code == 1
+    assert f"[ OK ]   Medienserver {relay} antwortet (0 von 8 Gruppenanrufen belegt)" in output, output
+    assert failing(output) == [f"[FEHLER] Medienserver (Relay) antwortet nicht unter {closed}: ConnectionRefusedError"]

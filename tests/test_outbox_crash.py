@@ -7,16 +7,12 @@ the test kills the sender there and starts another.
 - killed after the SMTP server took the mail but before the sender could record it: that
   one message arrives twice, with the same Message-ID (at most one duplicate per crash).
 """
-import os
-import subprocess
-import sys
 import time
 
 import pytest
-from config import BASE_DIR
 from tests.support.fakes import SmtpServer
 from tests.support.forms import created_ids
-from tests.support.outbox import outbox
+from tests.support.outbox import outbox, start_sender
 
 LEASE = 3.0
 POLL = 0.2
@@ -28,23 +24,12 @@ def config_overrides(smtp_port):
     return {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_port}
 
 
-def start_sender(app, smtp_port, log_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "MAIL_", "OUTBOX_"))}
-    env.update(FLASK_APP="wsgi.py", PYTHONPATH=str(BASE_DIR), SECRET_KEY=app.config["SECRET_KEY"],
-               DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], MAIL_SERVER="127.0.0.1",
-               MAIL_PORT=str(smtp_port), OUTBOX_LEASE_SECONDS=str(LEASE), OUTBOX_POLL_SECONDS=str(POLL),
-               PUBLIC_BASE_URL=app.config["PUBLIC_BASE_URL"])
-    with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "flask", "outbox", "work"], cwd=BASE_DIR, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-
-
 @pytest.fixture
 def senders(app, smtp_port, tmp_path):
     started = []
 
     def start():
-        started.append(start_sender(app, smtp_port, tmp_path / "sender.log"))
+        started.append(start_sender(app, smtp_port, tmp_path / "sender.log", lease=LEASE, poll=POLL))
         return started[-1]
 
     yield start

@@ -10,8 +10,8 @@ from app.extensions import db
 from app.patients.models import Participant
 from tests.support.forms import appointment_form, created_ids
 from tests.support.html import Html, squash
-from tests.support.outbox import deliver, invitation_token, link_in, make_due, outbox, text_of
-from tests.support.webapp import Auth
+from tests.support.outbox import deliver, invitation_token, link_in, make_due, opened_link, outbox, text_of
+from tests.support.webapp import Auth, give_consent
 
 PREFIX = "a{}-"
 TARIFF_MESSAGE = "Weitere Teilnehmer einladen ist im Tarif Premium enthalten."
@@ -95,6 +95,7 @@ def test_added_participant_gets_own_link_by_email(app, auth, premium, smtp):
     assert response.status_code == 302
     assert response.headers["Location"] == "/sprechstunde/geraetetest"
     assert guest.get("/sprechstunde/geraetetest").status_code == 200
+    give_consent(guest)  # the guest's own, as the patient's (tests/test_consent.py)
     waiting = guest.get("/sprechstunde").get_data(as_text=True)
     assert "Ihre Praxis ruft Sie gleich an" in waiting
     # A guest chats as itself, from the time it was added (tests/test_chat.py has the rest).
@@ -113,6 +114,10 @@ def test_sms_on_request_too(app, auth, premium):
 @pytest.mark.parametrize("field, value, message", [
     ("first_name", "", "Bitte geben Sie den Vornamen ein."),
     ("last_name", "<b>", "Bitte nur Buchstaben, Leerzeichen, Bindestrich und Apostroph."),
+    ("last_name", "Dolmetscher\u202e", "Der Name enthält unsichtbare Steuerzeichen (z. B. eine Umkehr der Schreibrichtung). "
+                                        "Bitte tippen Sie ihn neu ein."),
+    ("first_name", "Jo\u200dnas", "Der Name enthält unsichtbare Steuerzeichen (z. B. eine Umkehr der Schreibrichtung). "
+                                  "Bitte tippen Sie ihn neu ein."),
     ("email", "kein-at", "Bitte geben Sie eine gültige E-Mail-Adresse ein, z. B. name@beispiel.de."),
     ("mobile", "030 1234567", "Das ist keine Mobilnummer; SMS können nur an Mobilnummern gehen."),
     ("consent", None, "Ohne Einwilligung kann keine Einladung verschickt werden."),
@@ -209,8 +214,7 @@ def _guest_link(app, smtp, premium, auth, count):
     assert auth.post(add_url(premium), data=person(premium)).status_code == 201
     deliver_all(app, smtp, count)
     _, path = link_in(text_of(smtp.messages[count - 1]))
-    guest = app.test_client()
-    assert guest.get(path).status_code == 302
+    guest = opened_link(app, path.rsplit("/", 1)[1])
     assert guest.get("/sprechstunde").status_code == 200
     return path, guest
 
@@ -269,8 +273,7 @@ def test_no_participant_data_in_logs(app, auth, premium, smtp, caplog):
 
 def test_guest_socket_is_known_as_guest_and_leaves_the_call_alone(app, auth, premium, live):
     assert auth.post(add_url(premium), data=person(premium)).status_code == 201
-    guest = app.test_client()
-    assert guest.get(f"/j/{invitation_token(app, premium)}").status_code == 302
+    guest = opened_link(app, invitation_token(app, premium))
     staff_ws = live.connect(f"/ws/anruf/{premium}", auth.client)
     assert staff_ws.expect("welcome")["peer_online"] is False
     guest_ws = live.connect("/ws/sprechstunde", guest)
@@ -368,8 +371,7 @@ def test_resend_by_email_goes_over_smtp_with_a_new_link(app, auth, premium, smtp
     assert "Guten Tag Jonas Dolmetscher" in text_of(message)
     _, new_path = link_in(text_of(message))
     assert new_path != old_path
-    newcomer = app.test_client()
-    assert newcomer.get(new_path).status_code == 302
+    newcomer = opened_link(app, new_path.rsplit("/", 1)[1])
     assert "Ihre Praxis ruft Sie gleich an" in newcomer.get("/sprechstunde").get_data(as_text=True)
     assert app.test_client().get(old_path).status_code == 404
     # The patient's link is not the participant's business.
@@ -381,8 +383,7 @@ def test_resend_by_email_goes_over_smtp_with_a_new_link(app, auth, premium, smtp
 def test_stale_session_of_the_old_guest_link_no_longer_enters(app, auth, premium, smtp):
     _, guest = _guest_link(app, smtp, premium, auth, 2)
     (participant_id,) = _participant_ids(app)
-    patient = app.test_client()
-    assert patient.get(link_in(text_of(smtp.messages[0]))[1]).status_code == 302
+    patient = opened_link(app, link_in(text_of(smtp.messages[0]))[1].rsplit("/", 1)[1])
     assert guest.get("/sprechstunde/geraetetest").status_code == 200
 
     assert auth.post(resend_url(premium, participant_id, "email")).status_code == 200

@@ -2,17 +2,17 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.tokens import hash_token
 from app.extensions import db
 from app.invitations.models import FAILED, PENDING, SENT, OutboxMessage
-from app.patients.models import Appointment, Contact
+from app.patients.models import Appointment, Contact, VisitorConsent
 from app.timeutil import to_local, utcnow
 from tests.support.fakes import VONAGE_NOWHERE
 from tests.support.forms import appointment_form, future_slot, row_counts
 from tests.support.html import Html, squash
-from tests.support.outbox import outbox_token
+from tests.support.outbox import opened_link, outbox_token
 from tests.support.webapp import CSRF_RE, Auth
 
 
@@ -428,14 +428,21 @@ def test_delete_kills_the_link(app, auth, practice_a, how):
     assert "Dieser Link ist nicht (mehr) gültig." in expected
 
 
+def consent_rows(app):
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(VisitorConsent))
+
+
 def test_delete_ends_a_redeemed_patient_session(app, auth, practice_a):
     create(auth)
     appointment = only(app, Appointment)
-    patient = app.test_client()
-    assert patient.get(f"/j/{appointment_token(app, appointment.id)}").status_code == 302
+    patient = opened_link(app, appointment_token(app, appointment.id))  # and consented
     assert patient.get("/sprechstunde").status_code == 200
+    assert consent_rows(app) == 1
     auth.delete(f"/patienten/termine/{appointment.id}")
     assert patient.get("/sprechstunde").status_code == 404
+    # The patient's consent went with the appointment.
+    assert consent_rows(app) == 0
 
 
 def test_deleting_twice_is_404(app, auth, practice_a):

@@ -86,6 +86,7 @@ def staff_login(auth, make_practice):
 
 TODAY = local_today()
 NAME_CHARS = "Bitte nur Buchstaben, Leerzeichen, Bindestrich und Apostroph."
+HIDDEN = "Der Name enthält unsichtbare Steuerzeichen (z. B. eine Umkehr der Schreibrichtung). Bitte tippen Sie ihn neu ein."
 BAD_EMAIL = "Bitte geben Sie eine gültige E-Mail-Adresse ein, z. B. name@beispiel.de."
 BAD_MOBILE = "Bitte geben Sie eine gültige Mobilnummer ein, z. B. 0151 23456789."
 NO_DATE = "Bitte wählen Sie ein Datum."
@@ -115,6 +116,18 @@ BAD_INPUT = [
     ({"last_name": 'Muster"mann'}, "last_name", NAME_CHARS),
     ({"last_name": "Muster/mann"}, "last_name", NAME_CHARS),
     ({"last_name": "Muster\x01mann"}, "last_name", NAME_CHARS),
+    # Invisible characters that change what staff read (issue 12): bidi override, isolate,
+    # marks, zero-width, BOM, soft hyphen, private use, line separator.
+    ({"last_name": "Muster\u202emann"}, "last_name", HIDDEN),
+    ({"first_name": "\u202eakirE"}, "first_name", HIDDEN),
+    ({"last_name": "Muster\u2066mann\u2069"}, "last_name", HIDDEN),
+    ({"last_name": "Muster\u200fmann"}, "last_name", HIDDEN),
+    ({"last_name": "Muster\u061cmann"}, "last_name", HIDDEN),
+    ({"last_name": "Muster\u200bmann"}, "last_name", HIDDEN),
+    ({"first_name": "\ufeffErika"}, "first_name", HIDDEN),
+    ({"first_name": "Eri\u00adka"}, "first_name", HIDDEN),
+    ({"first_name": "Eri\ue000ka"}, "first_name", HIDDEN),
+    ({"first_name": "Eri\U000e0041ka"}, "first_name", HIDDEN),
     ({"email": ""}, "email", "Bitte geben Sie die E-Mail-Adresse ein."),
     ({"email": None}, "email", "Bitte geben Sie die E-Mail-Adresse ein."),
     ({"email": "erika.example.org"}, "email", BAD_EMAIL),

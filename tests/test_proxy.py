@@ -101,7 +101,7 @@ def test_forwarded_headers_ignored_from_others(auth, make_practice):
     for n in range(12):
         token = auth.csrf("/login")
         statuses.append(auth.client.post(
-            "/login", data={"email": "nobody@example.org", "password": "x" * 12, "csrf_token": token},
+            "/login", data={"email": f"nobody{n}@example.org", "password": "x" * 12, "csrf_token": token},
             headers={"X-Forwarded-For": f"198.51.100.{n}", "Origin": ORIGIN}, environ_base=PROXY).status_code)
     assert statuses == [401] * 12
     # ... but a client that is not the proxy cannot pick its address.
@@ -109,7 +109,7 @@ def test_forwarded_headers_ignored_from_others(auth, make_practice):
     for n in range(12):
         token = auth.csrf("/login")
         statuses.append(auth.client.post(
-            "/login", data={"email": "nobody@example.org", "password": "x" * 12, "csrf_token": token},
+            "/login", data={"email": f"nobody{n}@example.org", "password": "x" * 12, "csrf_token": token},
             headers={"X-Forwarded-For": f"198.51.100.{n}", "Origin": ORIGIN},
             environ_base=STRANGER).status_code)
     assert statuses[:10] == [401] * 10 and statuses[-1] == 429

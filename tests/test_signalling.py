@@ -7,7 +7,9 @@ import json
 
 import pytest
 
+from app import create_app
 from tests.support.calls import relays
+from tests.support.webapp import make_config
 
 
 def ring_and_wait(staff, patient):
@@ -22,8 +24,9 @@ def test_welcome_tells_role_state_features_and_presence(make_call):
     call = make_call("premium")
     staff = call.staff()
     assert staff.welcome == {"type": "welcome", "role": "staff", "key": "staff", "iceServers": [],
-                             "state": "idle", "features": {"screen_sharing": True}, "peer_online": False,
-                             "group": True, "maxParticipants": 5, "relay": False}
+                             "iceTransportPolicy": "all", "state": "idle", "features": {"screen_sharing": True}, "peer_online": False,
+                             "group": True, "maxParticipants": 5, "relay": False,
+                             "heartbeat": {"interval": 10.0, "timeout": 30.0}}
     patient = call.patient()
     assert patient.welcome["role"] == "patient"
     assert patient.welcome["key"] == "patient"
@@ -69,6 +72,14 @@ def test_patient_of_one_appointment_cannot_reach_another(make_call):
                                              "screen": False, "from": "patient"}
 
 
+def test_media_state_says_a_refused_camera_and_audio_only(make_call):
+    staff, patient = make_call().both()
+    patient.send({"type": "media-state", "camera": False, "mic": True, "screen": False, "cameraBlocked": True})
+    assert staff.expect("media-state")["cameraBlocked"] is True
+    staff.send({"type": "media-state", "camera": False, "mic": True, "screen": False, "audioOnly": True})
+    assert patient.expect("media-state")["audioOnly"] is True
+
+
 def test_resent_link_ends_the_old_patient_session(make_call, live):
     call = make_call()
     old_patient = call.patient_client
@@ -86,10 +97,15 @@ def test_resent_link_ends_the_old_patient_session(make_call, live):
     ('{"type": "ring"}', 1003),  # a staff message from the patient
     ('{"type": "accept", "extra": 1}', 1003),
     ('{"type": "media-state", "camera": "yes", "mic": true, "screen": false}', 1003),
+    ('{"type": "media-state", "camera": false, "mic": true, "screen": false, "cameraBlocked": 1}', 1003),
+    ('{"type": "media-state", "camera": false, "mic": true, "screen": false, "blocked": true}', 1003),
     ('{"type": "signal", "description": {"type": "bogus", "sdp": ""}}', 1003),
     ('{"type": "signal", "candidate": {"candidate": 5}}', 1003),
     (json.dumps({"type": "signal", "description": {"type": "offer", "sdp": "x" * (64 * 1024)}}), 1009),
     (b"\x00\x01", 1003),
+    # Deep nesting: json.loads raised RecursionError (1006 and a traceback), not a 1003.
+    ("[" * 30000 + "]" * 30000, 1003),
+    ('{"type": "signal", "candidate": ' + '{"a": ' * 8000 + "1" + "}" * 8001, 1003),
 ])
 def test_bad_message_closes_only_that_socket(make_call, raw, code):
     call = make_call()
@@ -261,6 +277,24 @@ def test_turn_credentials_are_coturn_shared_secret_and_per_call(make_call):
     assert int(appointment) == call.id
     expected = base64.b64encode(hmac.new(b"geheim", turn["username"].encode(), hashlib.sha1).digest()).decode()
     assert turn["credential"] == expected
+    assert call.patient().welcome["iceTransportPolicy"] == "all"
+
+
+@pytest.mark.parametrize("config_overrides", [{
+    "TURN_URLS": "turn:127.0.0.1:3478?transport=udp", "TURN_SECRET": "geheim", "ICE_TRANSPORT_POLICY": "relay",
+}])
+def test_relay_policy_reaches_every_page_of_the_call(make_call):
+    call = make_call("premium", guests=1)
+    for page in (call.staff(), call.patient(), call.guest()):
+        assert page.welcome["iceTransportPolicy"] == "relay"
+        assert [server["urls"] for server in page.welcome["iceServers"]] == [["turn:127.0.0.1:3478?transport=udp"]]
+
+
+@pytest.mark.parametrize("policy", ["relais", "", "RELAY-ONLY", "none"])
+def test_an_unknown_ice_policy_stops_the_start(tmp_path, policy):
+    with pytest.raises(SystemExit) as stopped:
+        create_app(make_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", ICE_TRANSPORT_POLICY=policy))
+    assert "ICE_TRANSPORT_POLICY" in str(stopped.value) and "'all'" in str(stopped.value)
 
 
 def test_patient_pages_render_with_their_socket(make_call):

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from app.auth import cli, routes  # noqa: E402,F401
+from app.auth import account_pages, cli, routes, settings  # noqa: E402,F401

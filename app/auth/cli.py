@@ -2,8 +2,14 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.auth.models import Practice, Staff
-from app.auth.services import AccountError, create_practice, set_tariff
+from app.auth.models import DOCTOR, MFA, Practice, Staff
+from app.auth.services import (
+    AccountError,
+    add_staff,
+    change_password,
+    create_practice,
+    set_tariff,
+)
 from app.extensions import db
 from app.tariffs import TARIFFS
 
@@ -11,6 +17,9 @@ practice_cli = AppGroup("practice", help="Create practices and change their tari
 
 DEMO_EMAIL = "demo@praxis.example"
 DEMO_PASSWORD = "demo-passwort"
+# One account of each role (the practice's first one, demo@, is its admin).
+DEMO_TEAM = (("aerztin@praxis.example", "Dr. Ärztin Demo", DOCTOR),
+             ("mfa@praxis.example", "Mia MFA", MFA))
 
 
 @practice_cli.command("create")
@@ -41,13 +50,36 @@ def change_tariff(practice_id, tariff):
     click.echo(f"practice {practice.id} now has tariff {practice.tariff}")
 
 
+@practice_cli.command("set-password")
+@click.argument("email")
+@click.password_option(help="The new password (at least 10 characters).")
+def set_password(email, password):
+    """Set a staff member's password; every session of the account ends."""
+    staff = db.session.execute(
+        db.select(Staff).filter_by(email=email.strip().lower())).scalar_one_or_none()
+    if staff is None:
+        raise click.ClickException(f"no staff member with e-mail {email}")
+    try:
+        change_password(staff, password)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"staff {staff.id}: password changed, every session ended")
+
+
 @practice_cli.command("demo")
 def demo():
     """Create the demo practice (Premium) if it does not exist, and say how to log in."""
-    if not db.session.execute(db.select(Staff.id).filter_by(email=DEMO_EMAIL)).first():
-        create_practice("Praxis Dr. Demo", "premium", DEMO_EMAIL, "Dr. Demo", DEMO_PASSWORD)
+    admin = db.session.execute(db.select(Staff).filter_by(email=DEMO_EMAIL)).scalar_one_or_none()
+    if admin is None:
+        _, admin = create_practice("Praxis Dr. Demo", "premium", DEMO_EMAIL, "Dr. Demo",
+                                   DEMO_PASSWORD)
+    for email, name, role in DEMO_TEAM:
+        if not db.session.execute(db.select(Staff.id).filter_by(email=email)).first():
+            add_staff(admin.practice, email, name, DEMO_PASSWORD, role)
     base = current_app.config["PUBLIC_BASE_URL"]
     click.echo(f"Demo-Praxis: {base}/login  E-Mail: {DEMO_EMAIL}  Passwort: {DEMO_PASSWORD}")
+    click.echo(f"  also: {DEMO_TEAM[0][0]} (Arzt/Ärztin), {DEMO_TEAM[1][0]} (MFA: no calls), "
+               "same password")
 
 
 @practice_cli.command("list")

@@ -1,8 +1,13 @@
+from flask_babel import lazy_gettext as _l
+
 from app.extensions import db
+from app.invitations import crypto
 from app.roles import member_key
 from app.timeutil import utcnow
 
 MAX_TEXT = 2000
+# Shown for a message sealed with an earlier SECRET_KEY.
+UNREADABLE = _l("[Nachricht nicht lesbar]")
 
 
 class ChatMessage(db.Model):
@@ -33,7 +38,9 @@ class ChatMessage(db.Model):
     participant_id = db.Column(
         db.Integer, db.ForeignKey("participant.id", ondelete="SET NULL"), index=True
     )
-    text = db.Column(db.String(MAX_TEXT), nullable=False)
+    # Encrypted at rest (invitations/crypto.py): a backup or a dump of the database shows
+    # no patient's words without SECRET_KEY. The column keeps its name "text".
+    sealed_text = db.Column("text", db.Text, nullable=False)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)  # UTC
     read_by_staff_at = db.Column(db.DateTime)
     read_by_patient_at = db.Column(db.DateTime)
@@ -45,3 +52,12 @@ class ChatMessage(db.Model):
         """The writer's key as in the call (docs/signalling.md): staff, patient, guest-<id>
         (or "guest" once that participant is removed)."""
         return member_key(self.sender, self.participant_id)
+
+    @property
+    def text(self):
+        opened = crypto.open_text(self.sealed_text)
+        return opened if opened is not None else str(UNREADABLE)
+
+    @text.setter
+    def text(self, value):
+        self.sealed_text = crypto.seal_text(value)

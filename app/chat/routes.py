@@ -1,4 +1,4 @@
-from flask import redirect, render_template, request, session, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -6,9 +6,9 @@ from app.auth.models import Practice
 from app.chat import bp, services
 from app.chat.forms import ChatForm
 from app.extensions import db, limiter
-from app.patients.links import SESSION_KEY, current_visitor
+from app.patients.links import current_visitor
 from app.patients.models import Appointment
-from app.roles import Role, guest_key
+from app.roles import Role
 from app.web import current_practice, error_page, is_htmx, load_in_practice, render
 
 # Per appointment and side: a practice's staff share one address.
@@ -22,16 +22,13 @@ def unread_chat(appointments):
 
 
 def _send_key():
-    visitor = session.get(SESSION_KEY)
-    visitor = visitor if isinstance(visitor, dict) else {}
     if current_user.is_authenticated:
-        who = current_user.get_id()
-    else:
-        # Each guest has its own limit; the patient's stays as it was.
-        who = (guest_key(visitor["participant_id"]) if visitor.get("participant_id") is not None
-               else Role.PATIENT)
-    appointment_id = request.view_args.get("appointment_id") or visitor.get("id")
-    return f"chat:{who}:{appointment_id}"
+        return f"chat:{current_user.get_id()}:{request.view_args.get('appointment_id')}"
+    # Each guest has its own limit, the patient one; a browser without a link gets 404 anyway.
+    visitor = current_visitor()
+    if visitor is None:
+        return "chat:nobody"
+    return f"chat:{visitor.key}:{visitor.appointment.id}"
 
 
 def _send(appointment, practice, role, staff=None, participant=None):
@@ -50,6 +47,23 @@ def _send(appointment, practice, role, staff=None, participant=None):
                   role=role, form=ChatForm(formdata=None))
 
 
+def _history(appointment, reader, participant=None):
+    """The history and, when it holds unread messages, where its page says it showed them
+    (templates/chat/_message.html: the newest unread one posts ``bis`` on load)."""
+    messages = services.history(appointment, reader, participant)
+    read_url = (url_for("chat.read", appointment_id=appointment.id) if reader == Role.STAFF
+                else url_for("chat.patient_read"))
+    return dict(messages=messages, read_upto=services.unread_upto(messages, reader),
+                read_url=read_url)
+
+
+def _upto():
+    raw = request.form.get("bis", "")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10):
+        abort(400)
+    return int(raw)
+
+
 @bp.route("/chat/<int:appointment_id>")
 @login_required
 def conversation(appointment_id):
@@ -57,17 +71,23 @@ def conversation(appointment_id):
     appointment = load_in_practice(Appointment, appointment_id, practice)
     return render_template("chat/conversation.html", appointment=appointment, practice=practice,
                            role=Role.STAFF, form=ChatForm(formdata=None),
-                           messages=services.history(appointment, Role.STAFF),
-                           viewer_key=Role.STAFF)
+                           viewer_key=Role.STAFF, **_history(appointment, Role.STAFF))
 
 
 @bp.route("/chat/<int:appointment_id>/nachrichten")
 @login_required
 def messages(appointment_id):
     appointment = load_in_practice(Appointment, appointment_id, current_practice())
-    return render_template("chat/_messages.html",
-                           messages=services.history(appointment, Role.STAFF),
-                           practice=current_practice(), viewer_key=Role.STAFF)
+    return render_template("chat/_messages.html", practice=current_practice(),
+                           viewer_key=Role.STAFF, **_history(appointment, Role.STAFF))
+
+
+@bp.route("/chat/<int:appointment_id>/gelesen", methods=["POST"])
+@login_required
+def read(appointment_id):
+    appointment = load_in_practice(Appointment, appointment_id, current_practice())
+    services.mark_read(appointment, Role.STAFF, _upto())
+    return "", 204
 
 
 @bp.route("/chat/<int:appointment_id>/nachrichten", methods=["POST"])
@@ -87,8 +107,16 @@ def patient_messages():
         return error_page(404, _("Dieser Link ist nicht (mehr) gültig."))
     practice = db.session.get(Practice, visitor.appointment.practice_id)
     return render_template("chat/_messages.html", practice=practice, viewer_key=visitor.key,
-                           messages=services.history(visitor.appointment, visitor.role,
-                                                     visitor.participant))
+                           **_history(visitor.appointment, visitor.role, visitor.participant))
+
+
+@bp.route("/sprechstunde/chat/gelesen", methods=["POST"])
+def patient_read():
+    visitor = current_visitor()
+    if visitor is None:
+        return error_page(404, _("Dieser Link ist nicht (mehr) gültig."))
+    services.mark_read(visitor.appointment, visitor.role, _upto())
+    return "", 204
 
 
 @bp.route("/sprechstunde/chat/nachrichten", methods=["POST"])

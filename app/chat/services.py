@@ -11,8 +11,11 @@ from flask import render_template
 from sqlalchemy import func
 from sqlalchemy.orm import selectinload
 
+from app import events
 from app.chat.models import ChatMessage
 from app.extensions import db, hub
+from app.hub import HubUnavailable
+from app.patients import progress
 from app.roles import Role
 from app.timeutil import utcnow
 
@@ -23,7 +26,8 @@ READ_COLUMN = {Role.STAFF: "read_by_staff_at", Role.PATIENT: "read_by_patient_at
 
 
 def history(appointment, reader, participant=None):
-    """The messages ``reader`` may see, oldest first; the others' count as read by it now.
+    """The messages ``reader`` may see, oldest first. Reading them changes nothing: the
+    page that shows them says so by POST (``mark_read``), as no GET changes state.
 
     A guest (``participant``) gets only those since it was added.
     """
@@ -31,12 +35,31 @@ def history(appointment, reader, participant=None):
              .options(selectinload(ChatMessage.participant)).order_by(ChatMessage.id))
     if reader == Role.GUEST:
         query = query.where(ChatMessage.created_at >= participant.created_at)
-    messages = db.session.execute(query).scalars().all()
-    if reader in READ_COLUMN:
-        unread = [m.id for m in messages
-                  if m.sender != reader and getattr(m, READ_COLUMN[reader]) is None]
-        _mark_read(unread, reader)
-    return messages
+    return db.session.execute(query).scalars().all()
+
+
+def unread_upto(messages, reader):
+    """The newest of ``messages`` that ``reader`` has not read yet (its id), or None."""
+    if reader not in READ_COLUMN:
+        return None
+    unread = [m.id for m in messages
+              if m.sender != reader and getattr(m, READ_COLUMN[reader]) is None]
+    return max(unread, default=None)
+
+
+def mark_read(appointment, reader, upto):
+    """``reader``'s page showed the messages up to id ``upto``: they count as read. Later
+    ones stay unread, even if they came in meanwhile."""
+    if reader not in READ_COLUMN:
+        return
+    column = getattr(ChatMessage, READ_COLUMN[reader])
+    db.session.execute(
+        db.update(ChatMessage)
+        .where(ChatMessage.appointment_id == appointment.id, ChatMessage.id <= upto,
+               ChatMessage.sender != reader, column.is_(None))
+        .values({READ_COLUMN[reader]: utcnow()})
+    )
+    db.session.commit()
 
 
 def _mark_read(ids, reader):
@@ -74,10 +97,19 @@ def post_message(appointment, practice, sender, text, staff=None, participant=No
     db.session.commit()
     payload = {"type": "chat", "html": render_message(message, practice), "id": message.id,
                "sender": sender, "sender_key": message.sender_key}
-    for side, delivered in hub.broadcast(appointment.id, payload).items():
+    try:
+        reached = hub.broadcast(appointment.id, payload)
+    except HubUnavailable:
+        # Stored is sent: the pages' sockets are closed meanwhile, and each page loads the
+        # history again when its socket is back (js/call/main.js).
+        log.info("chat message not published appointment=%s hub=unavailable", appointment.id)
+        reached = {}
+    for side, delivered in reached.items():
         if delivered and side in READ_COLUMN and side != sender:
             # An open page of that side shows it at once.
             _mark_read([message.id], side)
+    if sender != Role.STAFF:
+        progress.notify(appointment, "chat")  # the board's unread badge
     log.info("chat message message=%s appointment=%s sender=%s",
              message.id, appointment.id, message.sender_key)
     return message
@@ -100,3 +132,15 @@ def unread_by_staff(appointments):
         .group_by(ChatMessage.appointment_id)
     ).all()
     return dict(rows)
+
+
+@events.contact_export.connect
+def _export(contact_id, appointment_ids, **_):
+    """The chat's part of a person's data export (patients/erasure.py): every message of
+    their appointments, with who wrote it (a role, never a guest's name) and when."""
+    if not appointment_ids:
+        return {"chat": []}
+    query = db.select(ChatMessage).where(ChatMessage.appointment_id.in_(appointment_ids))
+    return {"chat": [{"appointment_id": m.appointment_id, "from": m.sender, "text": m.text,
+                      "written_at": m.created_at.isoformat(timespec="seconds") + "Z"}
+                     for m in db.session.scalars(query.order_by(ChatMessage.id))]}

@@ -69,8 +69,12 @@ def roster(appointment_id):
         role = key if key in (Role.STAFF, Role.PATIENT) else Role.GUEST
         members.append({"key": key, "name": names.get(key, ""), "role": role})
         slots[key] = {s["mid"]: s["participant"] for s in peer["slots"] if s["participant"]}
+    # Staff and patient belong to an accepted call even while their page is off the relay
+    # (a network cut, a reload): the others keep their tiles, marked as away.
+    away = [{"key": key, "name": names.get(key, ""), "role": key}
+            for key in (Role.STAFF, Role.PATIENT) if key not in slots]
     return {"type": "roster", "version": room.get("version", 0), "participants": members,
-            "slots": slots}
+            "slots": slots, "away": away}
 
 
 def publish_roster(hub, appointment_id):

@@ -16,12 +16,17 @@ RATE_BURST = 60
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+# The link was opened on another device, which took it over: this page must not reconnect.
+CLOSE_TAKEN_OVER = 4001
+# No consent (never given, or withdrawn) of the patient or guest: the page goes back to
+# the device check, which asks for it (static/js/call/socket.js).
+CLOSE_NO_CONSENT = 4002
 
-# Messages the server acts on itself.
+# Messages the server acts on itself; "ping" is the page's heartbeat (answered "pong").
 CONTROL = {
-    Role.STAFF: {"ring", "cancel", "hangup", "relay-offer"},
-    Role.PATIENT: {"accept", "decline", "hangup", "relay-offer"},
-    Role.GUEST: {"accept", "decline", "hangup", "relay-offer"},
+    Role.STAFF: {"ring", "cancel", "hangup", "relay-offer", "ping"},
+    Role.PATIENT: {"accept", "decline", "hangup", "relay-offer", "ping"},
+    Role.GUEST: {"accept", "decline", "hangup", "relay-offer", "ping"},
 }
 # Messages relayed to the other side(s) after the check.
 RELAYED = {
@@ -87,10 +92,11 @@ def _check_signal(message):
         raise _invalid("sdpMLineIndex")
 
 
-def _bool_fields(*names):
+def _bool_fields(*names, optional=()):
     def check(message):
-        _keys(message, {"type", *names})
-        if not all(isinstance(message[name], bool) for name in names):
+        _keys(message, {"type", *names}, optional)
+        given = [name for name in (*names, *optional) if name in message]
+        if not all(isinstance(message[name], bool) for name in given):
             raise _invalid("flags")
     return check
 
@@ -106,11 +112,14 @@ def _check_relay_offer(message):
 
 
 CHECKS = {
+    "ping": _bare,
     "ring": _bare, "cancel": _bare, "hangup": _bare, "accept": _bare, "decline": _bare,
     "screenshot-request": _bare, "screenshot-taken": _bare, "restart-ice": _bare,
     "signal": _check_signal,
     "relay-offer": _check_relay_offer,
-    "media-state": _bool_fields("camera", "mic", "screen"),
+    # cameraBlocked: the browser refused the camera (permission), not switched off;
+    # audioOnly: "Nur Ton", the sender stopped its video on purpose.
+    "media-state": _bool_fields("camera", "mic", "screen", optional=("cameraBlocked", "audioOnly")),
     "screenshot-consent": _bool_fields("granted"),
     "screen-share": _bool_fields("active"),
 }
@@ -124,7 +133,9 @@ def parse(raw, role) -> dict:
         raise ProtocolError(CLOSE_TOO_BIG, "too big")
     try:
         message = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # Thousands of nested brackets fit in one frame; json's C parser gives up with
+        # RecursionError, which is just another malformed message.
         raise _invalid("malformed JSON") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise _invalid("no type")

@@ -1,17 +1,20 @@
 from flask import redirect, render_template, url_for
 from flask_babel import gettext as _
-from flask_login import login_required
+from flask_login import current_user, login_required, logout_user
 from flask_wtf.csrf import generate_csrf
 
+from app.auth import sessions
 from app.auth.models import Practice
-from app.consultation import bp, calls, sockets
-from app.consultation.identity import patient_identity, staff_identity
+from app.consultation import bp, calls, protocol, sockets
+from app.consultation.forms import ConsentForm
+from app.consultation.identity import consent_missing, patient_identity, staff_identity
 from app.extensions import db, limiter, sock
-from app.patients import links
+from app.patients import consent, links
 from app.patients.models import Appointment
 from app.roles import Role
 from app.tariffs import has_feature
-from app.web import current_practice, load_in_practice
+from app.timeutil import to_local, utcnow
+from app.web import current_practice, error_page, load_in_practice
 
 
 def _invalid_link():
@@ -25,8 +28,26 @@ def join(token):
     visitor = links.visitor_for_token(token)
     if visitor is None:
         return _invalid_link()
-    links.redeem(visitor.appointment, visitor.participant)
+    if current_user.is_authenticated:
+        # A staff browser: going on as the patient ends the login, which a GET must not
+        # do (any site could link here). Ask, and do it by POST.
+        return render_template("consultation/switch.html", token=token)
+    links.redeem(visitor)
     return redirect(url_for("consultation.device_check"))
+
+
+@bp.route("/j/<token>", methods=["POST"])
+@limiter.limit("30 per minute")
+def join_as_visitor(token):
+    """"Als Patient fortfahren / abmelden" in a staff browser."""
+    visitor = links.visitor_for_token(token)
+    if visitor is None:
+        return _invalid_link()
+    if current_user.is_authenticated:
+        sessions.end(sessions.current_id())
+        logout_user()
+    links.redeem(visitor)
+    return redirect(url_for("consultation.device_check"), 303)
 
 
 def _call_context(appointment, practice, role, ws_url):
@@ -35,26 +56,91 @@ def _call_context(appointment, practice, role, ws_url):
                 csrf=generate_csrf(), screen_sharing=has_feature(practice, "screen_sharing"))
 
 
-def _patient_page(template):
-    # Guests get the patient's pages, with the role "guest" as on their socket.
+def _visitor_or_refusal():
+    """(visitor, None), or (None, the page for a browser that holds no link)."""
     visitor = links.current_visitor()
-    if visitor is None:
-        return _invalid_link()
+    if visitor is not None:
+        return visitor, None
+    if links.taken_over():
+        return None, (render_template("consultation/taken_over.html"), 403)
+    return None, _invalid_link()
+
+
+def _patient_page(template, visitor, status=200, **extra):
+    # Guests get the patient's pages, with the role "guest" as on their socket.
     appointment = visitor.appointment
     practice = db.session.get(Practice, appointment.practice_id)
     context = _call_context(appointment, practice, visitor.role,
                             url_for("consultation.patient_socket"))
-    return render_template(template, visitor=visitor, **context)
+    # "Ihr Termin beginnt um 10:30 Uhr" on the day itself, with the date on any other.
+    starts_today = (to_local(appointment.starts_at, practice.timezone).date()
+                    == to_local(utcnow(), practice.timezone).date())
+    return render_template(template, visitor=visitor, starts_today=starts_today,
+                           **context, **extra), status
 
 
 @bp.route("/sprechstunde/geraetetest")
 def device_check():
-    return _patient_page("consultation/device_check.html")
+    """The consent first (no camera or microphone is asked for before it), then the
+    device check itself."""
+    visitor, refusal = _visitor_or_refusal()
+    if refusal:
+        return refusal
+    if not consent.is_current(visitor.appointment.id, visitor.participant_id):
+        return _patient_page("consultation/consent.html", visitor, form=ConsentForm())
+    return _patient_page("consultation/device_check.html", visitor)
+
+
+@bp.route("/sprechstunde/geraetetest", methods=["POST"])
+def give_consent():
+    """"Einverstanden, weiter zur Technikprüfung"."""
+    visitor, refusal = _visitor_or_refusal()
+    if refusal:
+        return refusal
+    form = ConsentForm()
+    if not form.validate():
+        return _patient_page("consultation/consent.html", visitor, 422, form=form)
+    consent.give(visitor)
+    return redirect(url_for("consultation.device_check"), 303)
 
 
 @bp.route("/sprechstunde")
 def waiting_room():
-    return _patient_page("consultation/waiting.html")
+    visitor, refusal = _visitor_or_refusal()
+    if refusal:
+        return refusal
+    if not consent.is_current(visitor.appointment.id, visitor.participant_id):
+        return redirect(url_for("consultation.device_check"))
+    return _patient_page("consultation/waiting.html", visitor)
+
+
+@bp.route("/sprechstunde/einwilligung-widerrufen")
+def consent_withdrawal():
+    """After "Einwilligung widerrufen": the page that says so. With a consent still in
+    force, the confirmation step as a page of its own."""
+    visitor, refusal = _visitor_or_refusal()
+    if refusal:
+        return refusal
+    row = consent.latest(visitor.appointment.id, visitor.participant_id)
+    if row is None:
+        return redirect(url_for("consultation.device_check"))
+    if row.withdrawn_at is None:
+        return _patient_page("consultation/consent_withdraw.html", visitor)
+    return _patient_page("consultation/consent_withdrawn.html", visitor)
+
+
+@bp.route("/sprechstunde/einwilligung-widerrufen", methods=["POST"])
+def withdraw_consent():
+    visitor, refusal = _visitor_or_refusal()
+    if refusal:
+        return refusal
+    consent.withdraw(visitor)
+    return redirect(url_for("consultation.consent_withdrawal"), 303)
+
+
+def _no_calls_for_mfa():
+    return error_page(403, _("Mit einem MFA-Konto können Sie keine Videosprechstunde führen: "
+                             "Das Gespräch führt eine Ärztin oder ein Arzt."))
 
 
 @bp.route("/anruf/<int:appointment_id>")
@@ -62,6 +148,8 @@ def waiting_room():
 def call(appointment_id):
     practice = current_practice()
     appointment = load_in_practice(Appointment, appointment_id, practice)
+    if not current_user.conducts_calls:
+        return _no_calls_for_mfa()
     return render_template("consultation/call.html", title=_("Videosprechstunde"), **_call_context(
         appointment, practice, Role.STAFF,
         url_for("consultation.staff_socket", appointment_id=appointment.id)))
@@ -71,7 +159,9 @@ def call(appointment_id):
 @login_required
 def start_call(appointment_id):
     appointment = load_in_practice(Appointment, appointment_id, current_practice())
-    calls.ring_now(appointment)
+    if not current_user.conducts_calls:
+        return _no_calls_for_mfa()
+    calls.ring_now(appointment, current_user.id)
     return redirect(url_for("consultation.call", appointment_id=appointment.id), 303)
 
 
@@ -82,4 +172,12 @@ def staff_socket(ws, appointment_id):
 
 @sock.route("/ws/sprechstunde", bp=bp)
 def patient_socket(ws):
-    sockets.serve(ws, patient_identity())
+    identity = patient_identity()
+    if identity is None and links.taken_over():
+        ws.close(protocol.CLOSE_TAKEN_OVER, "taken over")
+        return
+    if identity is None and consent_missing():
+        # The page goes back to the device check, where the consent is asked for.
+        ws.close(protocol.CLOSE_NO_CONSENT, "no consent")
+        return
+    sockets.serve(ws, identity)

@@ -6,6 +6,8 @@ appointment's roles. The in-process hub (app/hub/base.py) serves one web process
 ``RedisHub`` (app/hub/redis_hub.py) implements the same interface when several
 processes serve the websockets (HUB_URL).
 """
+import logging
+import secrets
 import threading
 
 from flask import current_app
@@ -15,24 +17,32 @@ from app.hub.base import (
     DECLINED,
     ENDED,
     EVERYONE,
+    HUB_LOST,
     IDLE,
+    LOGIN_ENDED,
     OFFLINE,
     RINGING,
     STATES,
     TIMEOUT,
     CallState,
     Hub,
+    HubUnavailable,
     InProcessHub,
     Subscription,
+    board_channel,
     channel,
     ring_timed_out,
+    staff_channel,
 )
 from app.hub.redis_hub import RedisHub
 
+log = logging.getLogger(__name__)
+
 __all__ = [
-    "ACCEPTED", "DECLINED", "ENDED", "EVERYONE", "IDLE", "OFFLINE", "RINGING", "STATES", "TIMEOUT",
-    "CallState", "Hub", "HubExtension", "InProcessHub", "RedisHub", "Subscription", "channel",
-    "ring_timed_out",
+    "ACCEPTED", "DECLINED", "ENDED", "EVERYONE", "HUB_LOST", "IDLE", "LOGIN_ENDED", "OFFLINE",
+    "RINGING", "STATES", "TIMEOUT", "CallState", "Hub", "HubExtension", "HubUnavailable",
+    "InProcessHub", "RedisHub",
+    "Subscription", "board_channel", "channel", "ring_timed_out", "staff_channel",
 ]
 
 
@@ -64,6 +74,31 @@ class HubExtension:
 
     def broadcast(self, appointment_id, message, roles=EVERYONE):
         return self.get().broadcast(appointment_id, message, roles)
+
+    def board_changed(self, practice_id, appointment_id, what):
+        """Tell the practice's open "Heute" boards that an appointment's line changed
+        (``what``: a short word, e.g. "waiting"). Never fails its caller: a board that
+        missed it catches up on its next refresh."""
+        # "change": this news' own id; every board that fetches after it asks for the board
+        # as of it, and one render serves them all (patients/board.py, ``shared_render``).
+        message = {"type": "board", "appointment_id": appointment_id, "what": what,
+                   "change": secrets.token_hex(8)}
+        try:
+            return self.get().publish(board_channel(practice_id), message)
+        except HubUnavailable:
+            log.info("board not told practice=%s appointment=%s hub=unavailable",
+                     practice_id, appointment_id)
+            return 0
+
+    def logins_ended(self, staff_id, session_ids):
+        """Tell the account's open sockets that these login sessions (ids) ended. Never
+        fails its caller: a socket that missed it finds out at its next check."""
+        message = {"type": LOGIN_ENDED, "sessions": list(session_ids)}
+        try:
+            return self.get().publish(staff_channel(staff_id), message)
+        except HubUnavailable:
+            log.info("sockets not told staff=%s hub=unavailable", staff_id)
+            return 0
 
     def close(self, app):
         """Close the app's hub if it was built; the next use builds a new one."""

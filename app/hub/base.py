@@ -1,7 +1,9 @@
 """The hub's interface, the call states it stores, and the hub of one process.
 
-Channels are ``appointment:<id>:<role>`` (one per ``Role``) and
-``appointment:<id>:<guest key>`` (one guest's own pages, for presence).
+Channels are ``appointment:<id>:<role>`` (one per ``Role``),
+``appointment:<id>:<guest key>`` (one guest's own pages, for presence) and
+``practice:<id>:board`` (the staff's "Heute" boards of one practice) and
+``staff:<id>`` (every open socket of one staff account: told when its logins end).
 """
 import logging
 import threading
@@ -24,10 +26,36 @@ STATES = (IDLE, OFFLINE, RINGING, ACCEPTED, DECLINED, TIMEOUT, ENDED)
 
 EVERYONE = tuple(Role)
 
+# Delivered by a hub to its local subscriptions when it lost its shared store (Redis):
+# what was published meanwhile may be lost, so each socket closes and its page comes
+# back for a fresh welcome with the true call state. Never sent to a browser.
+HUB_LOST = "hub-lost"
+
+
+class HubUnavailable(Exception):
+    """The hub cannot reach its shared store now (Redis down or restarting); try again
+    shortly. Pages answer 503 with a German message, sockets close with 1013."""
+
 
 def channel(appointment_id: int, key: str) -> str:
     """``key`` is a role or a guest's key."""
     return f"appointment:{appointment_id}:{key}"
+
+
+def board_channel(practice_id: int) -> str:
+    """The practice's "Heute" boards: told that something on today's board changed."""
+    return f"practice:{int(practice_id)}:board"
+
+
+def staff_channel(staff_id: int) -> str:
+    """Every open socket of one staff account (call pages, boards): told ``LOGIN_ENDED``
+    when the account's logins end (logout, deactivation, role change), so they close at
+    once instead of at their next periodic check."""
+    return f"staff:{int(staff_id)}"
+
+
+# The message on a staff channel: the account's logins ended; its sockets close.
+LOGIN_ENDED = "login-ended"
 
 
 @dataclass(frozen=True)
@@ -72,9 +100,13 @@ class Hub(ABC):
         ...
 
     @abstractmethod
-    def compare_and_set(self, appointment_id: int, expected: CallState,
-                        state: str) -> CallState | None:
-        """Set ``state`` if the current state is still ``expected``; the new state or None."""
+    def compare_and_set(self, appointment_id: int, expected: CallState, state: str,
+                        ring_timeout: float | None = None) -> CallState | None:
+        """Set ``state`` if the current state is still ``expected``; the new state or None.
+
+        ``ring_timeout``: this ring times out after so many seconds (``ring_timed_out``),
+        set in the same step as the state, so that no ring is left without its end.
+        """
 
     @abstractmethod
     def reset(self, appointment_id: int):
@@ -85,12 +117,6 @@ class Hub(ABC):
         """Publish to the channels of these roles of one appointment; how many sockets
         of each role it reached."""
         return {role: self.publish(channel(appointment_id, role), message) for role in roles}
-
-    def time_out_ring(self, appointment_id: int, ringing: CallState, seconds: float):
-        """Call ``ring_timed_out`` for this ring after ``seconds``: here a timer in this process."""
-        timer = threading.Timer(seconds, ring_timed_out, (self, appointment_id, ringing))
-        timer.daemon = True
-        timer.start()
 
     @abstractmethod
     def close(self):
@@ -145,7 +171,7 @@ class InProcessHub(Hub):
         with self._lock:
             return self._states.get(appointment_id, CallState())
 
-    def compare_and_set(self, appointment_id, expected, state):
+    def compare_and_set(self, appointment_id, expected, state, ring_timeout=None):
         if state not in STATES:
             raise ValueError(state)
         with self._lock:
@@ -154,7 +180,12 @@ class InProcessHub(Hub):
                 return None
             new = CallState(state, current.version + 1)
             self._states[appointment_id] = new
-            return new
+        if ring_timeout is not None:
+            # A timer in this process: the state lives here too and dies with it.
+            timer = threading.Timer(ring_timeout, ring_timed_out, (self, appointment_id, new))
+            timer.daemon = True
+            timer.start()
+        return new
 
     def reset(self, appointment_id):
         with self._lock:

@@ -16,7 +16,13 @@ the prefix (HUB_PREFIX), and every key has a TTL, so nothing lingers after a cra
 
 Presence and deadlines are scored with each process's own clock: the machines must keep
 time (NTP); a skew of a second moves a ring timeout by a second, nothing worse.
+
+Redis going away (docs/signalling.md, "When Redis goes away"): every command then raises
+HubUnavailable, and the listener hands HUB_LOST to this process's subscriptions, so their
+sockets close and come back for a fresh welcome once Redis is back. Call states and ring
+deadlines outlive a restart only with Redis persistence (appendonly, README "Redis").
 """
+import functools
 import itertools
 import json
 import logging
@@ -26,7 +32,17 @@ import uuid
 
 import redis
 
-from app.hub.base import IDLE, RINGING, STATES, CallState, Hub, Subscription, ring_timed_out
+from app.hub.base import (
+    HUB_LOST,
+    IDLE,
+    RINGING,
+    STATES,
+    TIMEOUT,
+    CallState,
+    Hub,
+    HubUnavailable,
+    Subscription,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +52,20 @@ STATE_TTL_SECONDS = 24 * 3600
 PRESENCE_TTL_SECONDS = 30
 HEARTBEAT_SECONDS = 10
 SUBSCRIBE_WAIT_SECONDS = 10
+# A Redis that does not answer is as good as down: pages and sockets must not hang on it.
+CONNECT_TIMEOUT_SECONDS = 2
+COMMAND_TIMEOUT_SECONDS = 5
+
+
+def _unavailable(method):
+    """Redis errors leave the hub as HubUnavailable: callers need not know about Redis."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise HubUnavailable(type(exc).__name__) from exc
+    return wrapper
 
 _CAS = """
 local current = redis.call('GET', KEYS[1])
@@ -50,6 +80,10 @@ if state ~= ARGV[1] or version ~= tonumber(ARGV[2]) then
 end
 version = version + 1
 redis.call('SET', KEYS[1], ARGV[3] .. ':' .. version, 'EX', ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6] .. ':' .. version)
+  redis.call('EXPIRE', KEYS[2], ARGV[7])
+end
 return version
 """
 
@@ -60,6 +94,30 @@ if current then
   redis.call('SET', KEYS[1], ARGV[1] .. ':' .. (version + 1), 'EX', ARGV[2])
 end
 return false
+"""
+
+
+POOL_CONNECTIONS = 64
+POOL_WAIT_SECONDS = 10
+
+# Claim a due ring deadline and time out that very ring in one step: a claim whose
+# compare-and-set never ran (Redis gone in between) would leave the call ringing for ever.
+_FIRE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  return false
+end
+local current = redis.call('GET', KEYS[2])
+if not current then
+  return false
+end
+local sep = string.find(current, ':', 1, true)
+local version = tonumber(string.sub(current, sep + 1))
+if string.sub(current, 1, sep - 1) ~= ARGV[2] or version ~= tonumber(ARGV[3]) then
+  return false
+end
+version = version + 1
+redis.call('SET', KEYS[2], ARGV[4] .. ':' .. version, 'EX', ARGV[5])
+return version
 """
 
 
@@ -77,14 +135,26 @@ class _RedisSubscription(Subscription):
 
 
 class RedisHub(Hub):
+    @_unavailable
     def __init__(self, url, prefix="sprechzimmer:", poll_seconds=0.5):
         self.prefix = prefix
         self.poll_seconds = poll_seconds
-        self.redis = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
-        self.redis.ping()  # a wrong HUB_URL fails here, before a thread starts
+        # Every socket thread publishes through this client (one thread per websocket,
+        # 2,100 by default): redis-py's pool refuses the 101st concurrent user with "Too
+        # many connections", which closed sockets under load. A blocking pool lets a
+        # thread wait its turn instead; a command takes well under a millisecond.
+        pool = redis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, health_check_interval=30,
+            max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=COMMAND_TIMEOUT_SECONDS)
+        self.redis = redis.Redis(connection_pool=pool)
+        # A wrong HUB_URL (or Redis down at the first socket) fails here, before a thread
+        # starts; the next use tries again.
+        self.redis.ping()
         self._pubsub = self.redis.pubsub()
         self._cas = self.redis.register_script(_CAS)
         self._reset = self.redis.register_script(_RESET)
+        self._fire = self.redis.register_script(_FIRE)
         self._id = uuid.uuid4().hex
         self._numbers = itertools.count(1)
         self._lock = threading.Condition()
@@ -93,6 +163,8 @@ class RedisHub(Hub):
         # of a channel belongs to its n-th SUBSCRIBE.
         self._issued: dict[str, int] = {}
         self._confirmed: dict[str, int] = {}
+        # Presence members whose removal failed while Redis was away: removed once it is back.
+        self._stale: list[tuple[str, str]] = []
         self._stopped = threading.Event()
         self._next_heartbeat = 0.0
         self._next_poll = 0.0
@@ -117,15 +189,17 @@ class RedisHub(Hub):
 
     # -- publish / subscribe -----------------------------------------------------------
 
+    @_unavailable
     def subscribe(self, channel, deliver):
         key = self._channel_key(channel)
         subscription = _RedisSubscription(self, key, f"{self._id}:{next(self._numbers)}", deliver)
         with self._lock:
             subscriptions = self._local.get(key)
-            self._local[key] = (subscriptions or []) + [subscription]
             if not subscriptions:
-                self._issued[key] = self._issued.get(key, 0) + 1
+                # Redis down raises here, before anything of this subscription is kept.
                 self._pubsub.subscribe(key)
+                self._issued[key] = self._issued.get(key, 0) + 1
+            self._local[key] = (subscriptions or []) + [subscription]
             ticket = subscription.ticket = self._issued[key]
             # Back only once Redis has the subscription: a message published right after
             # (the peer's presence answer) must not get lost.
@@ -135,7 +209,11 @@ class RedisHub(Hub):
             subscription.close()
             raise redis.TimeoutError(f"no subscription confirmed for {channel}")
         # Present only once it can receive: a peer that sees it may send at once.
-        self._mark_present([(self._presence_key(channel), subscription.member)])
+        try:
+            self._mark_present([(self._presence_key(channel), subscription.member)])
+        except redis.RedisError:
+            subscription.close()
+            raise
         return subscription
 
     def _unsubscribe(self, subscription):
@@ -152,10 +230,20 @@ class RedisHub(Hub):
                 # must not keep a counter for every appointment it ever served.
                 self._issued.pop(subscription.key, None)
                 self._confirmed.pop(subscription.key, None)
-                self._pubsub.unsubscribe(subscription.key)
+                try:
+                    self._pubsub.unsubscribe(subscription.key)
+                except redis.RedisError:
+                    pass  # redis-py subscribes again on reconnect; _dispatch drops it then
         channel = subscription.key[len(self._channel_key("")):]
-        self.redis.zrem(self._presence_key(channel), subscription.member)
+        entry = (self._presence_key(channel), subscription.member)
+        try:
+            self.redis.zrem(*entry)
+        except redis.RedisError:
+            # Else the page would count as present until its TTL ran out.
+            with self._lock:
+                self._stale.append(entry)
 
+    @_unavailable
     def publish(self, channel, message):
         pipe = self.redis.pipeline(transaction=False)
         pipe.publish(self._channel_key(channel), json.dumps(message))
@@ -164,6 +252,7 @@ class RedisHub(Hub):
         # Sockets, not processes, as the in-process hub counts; none if no process listens.
         return sockets if processes else 0
 
+    @_unavailable
     def subscribers(self, channel):
         return self.redis.zcount(self._presence_key(channel), time.time(), "+inf")
 
@@ -179,6 +268,7 @@ class RedisHub(Hub):
 
     # -- call state --------------------------------------------------------------------
 
+    @_unavailable
     def call_state(self, appointment_id):
         value = self.redis.get(self._state_key(appointment_id))
         if value is None:
@@ -186,39 +276,46 @@ class RedisHub(Hub):
         state, version = value.split(":")
         return CallState(state, int(version))
 
-    def compare_and_set(self, appointment_id, expected, state):
+    @_unavailable
+    def compare_and_set(self, appointment_id, expected, state, ring_timeout=None):
         if state not in STATES:
             raise ValueError(state)
-        version = self._cas(keys=[self._state_key(appointment_id)],
-                            args=[expected.state, expected.version, state, STATE_TTL_SECONDS])
+        # The ring and its deadline in one script: Redis going away between the two would
+        # leave a ring without end.
+        deadline, ttl = "", 0
+        if ring_timeout is not None:
+            deadline, ttl = time.time() + ring_timeout, int(ring_timeout) + STATE_TTL_SECONDS
+        version = self._cas(keys=[self._state_key(appointment_id), self._deadlines_key],
+                            args=[expected.state, expected.version, state, STATE_TTL_SECONDS,
+                                  deadline, int(appointment_id), ttl])
         return None if version is None else CallState(state, int(version))
 
+    @_unavailable
     def reset(self, appointment_id):
         self._reset(keys=[self._state_key(appointment_id)], args=[IDLE, STATE_TTL_SECONDS])
 
-    def time_out_ring(self, appointment_id, ringing, seconds):
-        # The deadline lives in Redis, not in a timer of the process that rang: a restarted
-        # worker must not leave a call ringing for ever. Every process polls the sorted
-        # set; ZREM is the claim (only one process removes a member), and the version in
-        # the member makes a ring that was answered or replaced meanwhile a no-op
-        # (compare-and-set fails). A key with expiry would need keyspace notifications,
-        # which Redis delivers late and only when configured.
-        pipe = self.redis.pipeline(transaction=False)
-        member = f"{int(appointment_id)}:{ringing.version}"
-        pipe.zadd(self._deadlines_key, {member: time.time() + seconds})
-        pipe.expire(self._deadlines_key, int(seconds) + STATE_TTL_SECONDS)
-        pipe.execute()
+    # Ring deadlines live in Redis, not in a timer of the process that rang: a restarted
+    # worker must not leave a call ringing for ever. compare_and_set adds them, every
+    # process polls the sorted set. A key with expiry would need keyspace notifications,
+    # which Redis delivers late and only when configured.
 
     def fire_due_ring_timeouts(self):
         due = self.redis.zrangebyscore(self._deadlines_key, "-inf", time.time(), start=0, num=100)
         for member in due:
-            if self.redis.zrem(self._deadlines_key, member):
-                appointment_id, version = member.split(":")
-                ring_timed_out(self, int(appointment_id), CallState(RINGING, int(version)))
+            appointment_id, version = member.split(":")
+            # ZREM is the claim (only one process removes a member); the version makes a
+            # ring that was answered or replaced meanwhile a no-op.
+            fired = self._fire(keys=[self._deadlines_key, self._state_key(appointment_id)],
+                               args=[member, RINGING, version, TIMEOUT, STATE_TTL_SECONDS])
+            if fired is not None:
+                log.info("call state appointment=%s state=%s", appointment_id, TIMEOUT)
+                # Lost with Redis gone now: the pages learn "timeout" from their next welcome.
+                self.broadcast(int(appointment_id), {"type": "call-state", "state": TIMEOUT})
 
     # -- the listener thread -------------------------------------------------------------
 
     def _listen(self):
+        down = False
         while not self._stopped.is_set():
             try:
                 # Short waits: housekeeping and close() must not wait for the next message.
@@ -226,9 +323,19 @@ class RedisHub(Hub):
                 if message is not None:
                     self._dispatch(message)
                 self._housekeeping()
-            except redis.RedisError as exc:
-                # redis-py reconnects and subscribes again on the next call.
-                log.warning("hub redis unavailable, retrying error=%s", type(exc).__name__)
+                if down:
+                    down = False
+                    log.warning("hub redis back")
+            except (redis.RedisError, HubUnavailable, ValueError, OSError) as exc:
+                # redis-py reconnects and subscribes again on the next call. ValueError and
+                # OSError are the same lost connection seen from this thread: a socket
+                # thread's SUBSCRIBE on the shared pubsub connection hit the error first
+                # and closed the connection under get_message ("I/O operation on closed
+                # file"); the next get_message connects again.
+                if not down:
+                    down = True
+                    log.warning("hub redis unavailable, retrying error=%s", type(exc).__name__)
+                self._lost()
                 self._stopped.wait(1)
             except Exception:  # one bad delivery must not stop every call
                 log.exception("hub listener failed")
@@ -261,8 +368,33 @@ class RedisHub(Hub):
                 except Exception:  # the others still get it
                     log.exception("hub delivery failed")
 
+    def _lost(self):
+        """Messages may have been lost: every local socket must close and come back."""
+        with self._lock:
+            # Not to a subscription still waiting for its confirmation: its socket holds
+            # its send lock until then (open()); it fails or gets its welcome after.
+            local = [s for key, subscriptions in self._local.items() for s in subscriptions
+                     if s.ticket <= self._confirmed.get(key, 0)]
+        for subscription in local:
+            try:
+                subscription.deliver({"type": HUB_LOST})
+            except Exception:  # the others still get it
+                log.exception("hub delivery failed")
+
     def _housekeeping(self):
         now = time.monotonic()
+        with self._lock:
+            stale, self._stale = self._stale, []
+        if stale:
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for key, member in stale:
+                    pipe.zrem(key, member)
+                pipe.execute()
+            except redis.RedisError:
+                with self._lock:
+                    self._stale = stale + self._stale
+                raise
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + HEARTBEAT_SECONDS
             with self._lock:

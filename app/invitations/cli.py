@@ -14,5 +14,6 @@ def work():
 
 @outbox_cli.command("flush")
 def flush():
-    """Deliver what is due now, once."""
+    """Queue the reminders that are due and deliver what is due now, once."""
+    sender.queue_scheduled()
     click.echo(f"{sender.deliver_due(limit=1000)} message(s) attempted")

@@ -9,30 +9,49 @@ from icalendar import Calendar, Event, vCalAddress, vText
 from app.extensions import mail
 from app.timeutil import utcnow
 
+# What each message about an appointment says, and what its calendar entry does: the
+# invitation publishes the entry, an update replaces it (same UID, higher SEQUENCE;
+# METHOD:REQUEST is what calendars apply to an entry they hold), a reminder has none.
+SUBJECTS = {
+    "invitation": "Einladung zur Videosprechstunde bei {practice}",
+    "update": "Termin geändert: Videosprechstunde bei {practice}",
+    "reminder": "Erinnerung: Videosprechstunde am {date} um {time} Uhr",
+}
+CALENDAR_METHODS = {"invitation": "PUBLISH", "update": "REQUEST"}
 
-def calendar_entry(appointment, practice, link, cancelled=False) -> bytes:
+
+def calendar_entry(appointment, practice, link, cancelled=False, method=None, sequence=None,
+                   attendee=None) -> bytes:
+    """The appointment's calendar entry. SEQUENCE is the appointment's (its changes so
+    far); a cancellation is one step beyond, so it wins over the last update."""
+    if sequence is None:
+        sequence = (appointment.ics_sequence or 0) + (1 if cancelled else 0)
     cal = Calendar()
     cal.add("prodid", "-//Sprechzimmer//Videosprechstunde//DE")
     cal.add("version", "2.0")
-    cal.add("method", "CANCEL" if cancelled else "PUBLISH")
+    cal.add("method", "CANCEL" if cancelled else (method or "PUBLISH"))
     event = Event()
-    # Stable per appointment, so a cancellation replaces the entry in the calendar.
+    # Stable per appointment, so an update or a cancellation replaces the entry.
     event.add("uid", f"appointment-{appointment.id}-{practice.id}@sprechzimmer")
     event.add("dtstamp", utcnow().replace(tzinfo=timezone.utc))
     event.add("dtstart", appointment.starts_at.replace(tzinfo=timezone.utc))
     event.add("dtend", appointment.ends_at.replace(tzinfo=timezone.utc))
     event.add("summary", f"Videosprechstunde bei {practice.name}")
-    event.add("sequence", 1 if cancelled else 0)
+    event.add("sequence", sequence)
     if cancelled:
         event.add("status", "CANCELLED")
     else:
         event.add("status", "CONFIRMED")
-        event.add("description", f"Ihr persönlicher Link zur Videosprechstunde:\n{link}")
-        event.add("location", vText(link))
-        event.add("url", link)
+        if link:
+            event.add("description", f"Ihr persönlicher Link zur Videosprechstunde:\n{link}")
+            event.add("location", vText(link))
+            event.add("url", link)
     organizer = vCalAddress("mailto:" + _sender_address())
     organizer.params["cn"] = vText(practice.name)
     event.add("organizer", organizer)
+    if attendee:
+        # A REQUEST names whom it is for (RFC 5546); calendars match it to the entry.
+        event.add("attendee", vCalAddress("mailto:" + attendee))
     cal.add_component(event)
     return cal.to_ical()
 
@@ -44,17 +63,25 @@ def _sender_address():
     return sender
 
 
-def invitation_message(appointment, practice, contact, link, local_start) -> Message:
+def appointment_message(kind, appointment, practice, contact, link, local_start,
+                        sequence=None) -> Message:
+    """The invitation, an update after a change (Bearbeiten) or a reminder: one text per
+    kind (templates/email/<kind>.txt|html), the same link, and for the first two the
+    calendar entry."""
     ctx = dict(practice=practice, contact=contact, appointment=appointment, link=link,
                local=local_start)
     msg = Message(
-        subject=f"Einladung zur Videosprechstunde bei {practice.name}",
+        subject=SUBJECTS[kind].format(practice=practice.name, date=local_start.strftime("%d.%m."),
+                                      time=local_start.strftime("%H:%M")),
         recipients=[contact.email],
-        body=render_template("email/invitation.txt", **ctx),
-        html=render_template("email/invitation.html", **ctx),
+        body=render_template(f"email/{kind}.txt", **ctx),
+        html=render_template(f"email/{kind}.html", **ctx),
     )
-    msg.attach("termin.ics", "text/calendar; charset=utf-8; method=PUBLISH",
-               calendar_entry(appointment, practice, link))
+    method = CALENDAR_METHODS.get(kind)
+    if method:
+        entry = calendar_entry(appointment, practice, link, method=method, sequence=sequence,
+                               attendee=contact.email if method == "REQUEST" else None)
+        msg.attach("termin.ics", f"text/calendar; charset=utf-8; method={method}", entry)
     return msg
 
 
@@ -81,8 +108,9 @@ def deliver(msg: Message, message_id: int):
         mail.send(msg)
         return
     folder = current_app.config["OUTBOX_DIR"]
-    os.makedirs(folder, exist_ok=True)
+    # The e-mails hold patients' links: for the service user's eyes only.
+    os.makedirs(folder, mode=0o700, exist_ok=True)
     path = os.path.join(folder, f"message-{message_id}.eml")
-    with open(path, "wb") as fh:
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
         fh.write(msg.as_bytes())
     return path

@@ -22,7 +22,7 @@ class OutboxMessage(db.Model):
     participant_id = db.Column(
         db.Integer, db.ForeignKey("participant.id", ondelete="CASCADE"), index=True
     )
-    kind = db.Column(db.String(20), nullable=False)  # invitation | cancellation
+    kind = db.Column(db.String(20), nullable=False)  # invitation | cancellation | login-locked
     channel = db.Column(db.String(10), nullable=False)  # email | sms
     status = db.Column(db.String(10), nullable=False, default=PENDING)
     attempts = db.Column(db.Integer, nullable=False, default=0)

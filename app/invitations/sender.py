@@ -18,8 +18,9 @@ from datetime import timedelta
 from cryptography.fernet import InvalidToken
 from flask import current_app, render_template
 
+from app import events
 from app.auth.models import Practice
-from app.extensions import db
+from app.extensions import db, hub
 from app.invitations import crypto, email, sms
 from app.invitations.models import FAILED, PENDING, SENT, OutboxMessage
 from app.invitations.services import patient_link
@@ -28,6 +29,8 @@ from app.timeutil import to_local, utcnow
 log = logging.getLogger("sprechzimmer.outbox")
 
 MAX_BACKOFF = timedelta(hours=1)
+# Messages about an appointment that still exists, rendered when sent from its row.
+APPOINTMENT_KINDS = ("invitation", "update", "reminder")
 
 
 class Temporary(Exception):
@@ -151,6 +154,9 @@ def _deliver_one(message_id):
         log.info("outbox sent message=%s kind=%s channel=%s attempt=%s",
                  message.id, message.kind, message.channel, message.attempts)
     db.session.commit()
+    if message.kind == "invitation" and message.appointment_id is not None:
+        # The board shows the invitation's delivery state (issue 11).
+        hub.board_changed(message.practice_id, message.appointment_id, "delivery")
 
 
 def _retry_or_fail(message, error):
@@ -181,23 +187,29 @@ def _prepare(message):
         # Sealed under an earlier SECRET_KEY: no retry can read it.
         raise Permanent("payload unreadable (SECRET_KEY changed?)") from None
     message_id = message.id
-    if message.kind != "invitation":
+    if message.kind not in APPOINTMENT_KINDS:
+        # Rendered when queued (a cancellation outlives its appointment).
         if message.channel == "email":
             msg = email.cancellation_message(data)
             return lambda: _send_email(msg, message_id, None)
         return lambda: _send_sms(data["to"], data["text"])
     appointment = message.appointment
+    if message.kind == "reminder" and appointment.starts_at <= utcnow():
+        # The sender was away past the appointment's start: a reminder now is noise.
+        raise Permanent("reminder too late: the appointment has begun")
     # The patient or a further participant: both have names, e-mail and mobile.
     contact = message.participant or appointment.contact
     practice = db.session.get(Practice, message.practice_id)
-    link = patient_link(data["token"])
+    # Updates and reminders of appointments made before links were kept have none.
+    link = patient_link(data["token"]) if data.get("token") else None
     local = to_local(appointment.starts_at, practice.timezone)
     if message.channel == "email":
-        msg = email.invitation_message(appointment, practice, contact, link, local)
+        msg = email.appointment_message(message.kind, appointment, practice, contact, link, local,
+                                        data.get("sequence"))
         return lambda: _send_email(msg, message_id, link)
     if not contact.mobile:
         raise Permanent("no mobile number")
-    text = render_template("sms/invitation.txt", practice=practice, local=local, link=link,
+    text = render_template(f"sms/{message.kind}.txt", practice=practice, local=local, link=link,
                            appointment=appointment)
     mobile = contact.mobile
     return lambda: _send_sms(mobile, text)
@@ -231,13 +243,33 @@ def _send_sms(to, text):
         raise Permanent(str(exc)) from None
 
 
+def queue_scheduled():
+    """Let the higher domains do what is due now (events.outbox_round: the reminders, the
+    daily retention purge): they know the appointments, this layer does not. Each
+    receiver on its own: one that fails is logged, the others and the deliveries go on."""
+    now = utcnow()
+    for receiver in events.outbox_round.receivers_for("outbox"):
+        try:
+            receiver("outbox", now=now)
+        except Exception:
+            log.exception("outbox round failed")
+            db.session.rollback()
+        finally:
+            db.session.remove()
+
+
 def run_worker(stop=None):
     """Poll the outbox until stopped; a failing round never ends the worker."""
     socket.setdefaulttimeout(current_app.config["MAIL_TIMEOUT"])  # flask-mail sets none
     poll = current_app.config["OUTBOX_POLL_SECONDS"]
+    every = current_app.config["OUTBOX_REMINDER_SECONDS"]
+    scheduled_at = 0.0
     log.info("outbox sender started")
     while stop is None or not stop.is_set():
         try:
+            if time.monotonic() >= scheduled_at:
+                scheduled_at = time.monotonic() + every
+                queue_scheduled()
             sent = deliver_due()
         except Exception:  # keep delivering after a database hiccup
             log.exception("outbox round failed")

@@ -2,8 +2,11 @@ import logging
 
 from flask import current_app, render_template
 from flask_babel import gettext as _
+from limits import parse
 
-from app.auth.models import Practice
+from app import events
+from app.auth import accounts
+from app.auth.models import Practice, Staff
 from app.extensions import db
 from app.invitations import crypto, email
 from app.invitations.models import FAILED, PENDING, OutboxMessage
@@ -40,11 +43,67 @@ def queue_invitation(appointment, token, channels, participant=None):
     Without `participant` the message goes to the patient (the appointment's contact).
     """
     payload = crypto.seal({"token": token})
+    if participant is None:
+        # Kept for the updates and reminders, which carry the same link (models.py).
+        appointment.link_sealed = payload
     for channel in channels:
         db.session.add(OutboxMessage(
             practice_id=appointment.practice_id, appointment=appointment, participant=participant,
             kind="invitation", channel=channel, payload=payload,
         ))
+
+
+def _patient_channels(appointment, practice):
+    """E-mail always; SMS where the appointment was invited by SMS and the tariff and
+    the server still allow it."""
+    sms = (appointment.sms_requested and appointment.contact.mobile
+           and sms_available(practice)[0])
+    return ["email"] + (["sms"] if sms else [])
+
+
+def _participant_channels(participant, practice):
+    invited = {m.channel for m in participant.messages if m.kind == "invitation"}
+    sms = "sms" in invited and participant.mobile and sms_available(practice)[0]
+    return ["email"] + (["sms"] if sms else [])
+
+
+def _queue_to_people(appointment, kind, **data):
+    """Outbox rows of `kind` (update, reminder) to the patient, with the link they hold
+    (none for appointments made before links were kept), and to every further
+    participant, whose link is not kept: their text points to their invitation's.
+    Rendered when sent. Returns the patient's channels."""
+    practice = _practice(appointment)
+    token = crypto.unseal(appointment.link_sealed)["token"] if appointment.link_sealed else None
+    people = [(None, token, _patient_channels(appointment, practice))]
+    people += [(p, None, _participant_channels(p, practice)) for p in appointment.participants]
+    for participant, link_token, channels in people:
+        payload = crypto.seal({"token": link_token, **data})
+        for channel in channels:
+            db.session.add(OutboxMessage(
+                practice_id=appointment.practice_id, appointment=appointment,
+                participant=participant, kind=kind, channel=channel, payload=payload,
+            ))
+    return people[0][2]
+
+
+def queue_update(appointment):
+    """Tell the patient and the further participants of a changed appointment (no
+    commit): the calendar entry is replaced by one with the next SEQUENCE, which the
+    appointment keeps."""
+    appointment.ics_sequence = (appointment.ics_sequence or 0) + 1
+    return _queue_to_people(appointment, "update", sequence=appointment.ics_sequence)
+
+
+def queue_reminder(appointment):
+    """A reminder to the patient and the further participants (no commit)."""
+    return _queue_to_people(appointment, "reminder")
+
+
+def drop_pending_reminders(appointment):
+    """Reminders not yet sent are for a time that no longer holds (no commit)."""
+    for message in list(appointment.messages):
+        if message.kind == "reminder" and message.status == PENDING:
+            appointment.messages.remove(message)
 
 
 def _patient_messages(appointment):
@@ -152,3 +211,49 @@ def delivery_states(appointment, participant=None):
     return [latest[c] for c in ("email", "sms") if c in latest]
 
 
+
+
+@events.login_locked.connect
+def queue_login_locked(staff_id, **_):
+    """Tell the account that its login is locked after many failed attempts (issue 12):
+    its owner learns of the attack, or of a forgotten password."""
+    staff = db.session.get(Staff, staff_id)
+    if staff is None:
+        return
+    practice = db.session.get(Practice, staff.practice_id)
+    config = current_app.config
+    minutes = max(1, parse(config["LOGIN_ACCOUNT_LIMIT"]).get_expiry() // 60)
+    ctx = dict(staff=staff, practice=practice, minutes=minutes,
+               login_url=config["PUBLIC_BASE_URL"].rstrip("/") + "/login")
+    data = {"to": staff.email, "subject": "Anmeldung vorübergehend gesperrt: Sprechzimmer",
+            "text": render_template("email/login_locked.txt", **ctx),
+            "html": render_template("email/login_locked.html", **ctx)}
+    db.session.add(OutboxMessage(practice_id=staff.practice_id, appointment_id=None,
+                                 kind="login-locked", channel="email", payload=crypto.seal(data)))
+    db.session.commit()
+    log.info("login lock notice queued staff=%s", staff_id)
+
+
+@events.password_link_requested.connect
+def queue_password_link(staff_id, reason, **_):
+    """The e-mail with a staff account's set-password link (issue 12): the link is made
+    and the e-mail queued in one transaction; the link lives only sealed in the outbox."""
+    staff = db.session.get(Staff, staff_id)
+    if staff is None:
+        return
+    practice = db.session.get(Practice, staff.practice_id)
+    token = accounts.issue_link(staff)
+    config = current_app.config
+    ctx = dict(staff=staff, practice=practice, invited=reason == accounts.INVITE,
+               hours=int(config["PASSWORD_LINK_HOURS"]),
+               link=config["PUBLIC_BASE_URL"].rstrip("/") + accounts.LINK_PATH + token)
+    subject = ("Einladung zu Sprechzimmer: Passwort festlegen" if ctx["invited"]
+               else "Neues Passwort für Sprechzimmer festlegen")
+    data = {"to": staff.email, "subject": subject,
+            "text": render_template("email/password_link.txt", **ctx),
+            "html": render_template("email/password_link.html", **ctx)}
+    db.session.add(OutboxMessage(practice_id=staff.practice_id, appointment_id=None,
+                                 kind="password-link", channel="email",
+                                 payload=crypto.seal(data)))
+    db.session.commit()
+    log.info("password link queued staff=%s reason=%s", staff_id, reason)

@@ -74,6 +74,8 @@ def backup(database_url, folder, keep):
     kind = _kind(url)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # A folder made by hand (or by an older version) must not show the backups to others.
+    folder.chmod(0o700)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
     target = folder / f"{PREFIX}{stamp}{SUFFIXES[kind]}"
     partial = target.with_name(target.name + ".partial")

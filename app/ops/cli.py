@@ -1,14 +1,16 @@
-"""The operations commands: flask doctor, flask backup, flask restore."""
+"""The operations commands: flask doctor, flask backup, flask restore, flask retention purge."""
 
 import os
 
 import click
 from flask import current_app
-from flask.cli import with_appcontext
+from flask.cli import AppGroup, with_appcontext
 
 from app.extensions import db
 from app.ops import backup as backups
+from app.ops import retention
 from app.ops.doctor import FAIL, render, run_checks
+from config import RETENTION_MAX_DAYS
 
 
 def _default_lang():
@@ -83,3 +85,16 @@ def restore(path, latest, yes):
     except backups.BackupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"restored {path} into {url}")
+
+
+retention_cli = AppGroup("retention", help="Deleting what is past its retention (RETENTION_DAYS).")
+
+
+@retention_cli.command("purge")
+@click.option("--days", type=click.IntRange(1, RETENTION_MAX_DAYS), default=None,
+              help="Delete what is older than this many days (default: RETENTION_DAYS).")
+def purge(days):
+    """Delete appointments (with contacts, chat, delivery rows) past their retention now;
+    the outbox sender does this once a day by itself."""
+    counts = retention.purge(days=days)
+    click.echo(" ".join(f"{kind}={n}" for kind, n in counts.items()))

@@ -22,6 +22,7 @@ from vonage import Auth, HttpClientOptions, Vonage
 from vonage_http_client.errors import AuthenticationError, ForbiddenError
 
 from app.consultation.ice import ice_servers
+from app.consultation.relay import relay_urls
 from app.extensions import db
 from app.ops import turn
 from config import BASE_DIR
@@ -80,6 +81,7 @@ class Checks:
             self.vonage,
             self.relay,
             self.turn,
+            self.ice_policy,
         ):
             try:
                 lines.extend(check())
@@ -435,9 +437,7 @@ class Checks:
 
     def relay(self):
 
-        url = urlsplit(self.cfg.get("RELAY_URL") or "")
         secret = self.cfg.get("RELAY_SECRET") or ""
-        lines = []
         if not secret:
             return [
                 fail(
@@ -447,6 +447,18 @@ class Checks:
                     f"set RELAY_SECRET in {self.env}, then: {self.restart}",
                 )
             ]
+        urls = relay_urls(self.cfg)
+        lines = []
+        for url in urls:
+            lines.extend(self._one_relay(url, secret, where=len(urls) > 1))
+        # Where the relay binds is only worth a line once a relay answers.
+        if any(line.status == OK for line in lines):
+            lines.extend(self._relay_bind())
+        return lines
+
+    def _one_relay(self, url, secret, where):
+        url = urlsplit(url)
+        at = f" {url.geturl()}" if where else ""
         client = RelayClient(
             url.hostname or "127.0.0.1", url.port or 80, secret.encode(), timeout=TIMEOUT
         )
@@ -482,16 +494,19 @@ class Checks:
                     "systemctl status sprechzimmer-relay; journalctl -u sprechzimmer-relay",
                 )
             ]
-        lines.append(
+        return [
             ok(
-                f"Medienserver antwortet ({status.get('rooms')} von "
+                f"Medienserver{at} antwortet ({status.get('rooms')} von "
                 f"{status.get('max_rooms')} "
                 f"Gruppenanrufen belegt)",
-                f"media relay answers ({status.get('rooms')} of {status.get('max_rooms')} "
+                f"media relay{at} answers ({status.get('rooms')} of {status.get('max_rooms')} "
                 f"group calls "
                 f"in use)",
             )
-        )
+        ]
+
+    def _relay_bind(self):
+        lines = []
         # The relay process's own settings: the same environment file, not the app's config.
         bind = [
             ip.strip()
@@ -605,6 +620,39 @@ class Checks:
                 )
             )
         return lines
+
+    def ice_policy(self):
+        policy = self.cfg.get("ICE_TRANSPORT_POLICY", "all")
+        if policy != "relay":
+            return [
+                skip(
+                    f"ICE_TRANSPORT_POLICY={policy}: Browser verbinden sich direkt, wo es geht "
+                    "(sie sehen dann die IP-Adresse der Gegenseite)",
+                    f"ICE_TRANSPORT_POLICY={policy}: browsers connect directly where they can "
+                    "(and then see the other side's IP address)",
+                )
+            ]
+        if self.cfg.get("TURN_URLS") and self.cfg.get("TURN_SECRET"):
+            return [
+                ok(
+                    "ICE_TRANSPORT_POLICY=relay: alle Anrufe laufen über TURN, keine Seite "
+                    "erfährt die IP-Adresse der anderen",
+                    "ICE_TRANSPORT_POLICY=relay: every call runs through TURN, no side learns "
+                    "the other's IP address",
+                )
+            ]
+        return [
+            fail(
+                "ICE_TRANSPORT_POLICY=relay ohne TURN (TURN_URLS, TURN_SECRET): so kommt "
+                "kein Anruf zustande",
+                "ICE_TRANSPORT_POLICY=relay without TURN (TURN_URLS, TURN_SECRET): no call "
+                "can connect",
+                f"TURN_URLS und TURN_SECRET in {self.env} eintragen (coturn aus "
+                f"deploy/install.sh) oder ICE_TRANSPORT_POLICY=all setzen, dann: {self.restart}",
+                f"set TURN_URLS and TURN_SECRET in {self.env} (coturn from deploy/install.sh) "
+                f"or set ICE_TRANSPORT_POLICY=all, then: {self.restart}",
+            )
+        ]
 
     def _turn_down(self, url, exc):
         tls = url.startswith(("turns:", "stuns:"))

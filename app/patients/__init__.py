@@ -2,4 +2,5 @@ from flask import Blueprint
 
 bp = Blueprint("patients", __name__)
 
-from app.patients import routes  # noqa: E402,F401
+# reminders connects its receiver of app/events.py (the outbox sender's round).
+from app.patients import reminders, routes  # noqa: E402,F401

@@ -1,43 +1,23 @@
 """The appointment form: every rule with its German message beside the field."""
 import re
-import unicodedata
 from datetime import date, datetime, time, timedelta
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import ValidationError
 
 from app.patients.submissions import new_submit_key
-from app.timeutil import local_to_utc, utcnow
+from app.text import check_email, check_name
+from app.timeutil import local_to_utc, to_local, utcnow
 
-NAME_MAX = 100
 DURATION_MIN, DURATION_MAX = 5, 180
 DURATION_CHOICES = (10, 15, 20, 30, 45, 60, 90)
 CONSENT_TEXT = _l("Der Nutzer hat eingewilligt, SMS- und E-Mail-Nachrichten von mir zu erhalten")
 # How far ahead an appointment may be booked; beyond that it is most likely a typo.
 MAX_DAYS_AHEAD = 366
 INVALID_MOBILE = _l("Bitte geben Sie eine gültige Mobilnummer ein, z. B. 0151 23456789.")
-
-
-def _clean(value):
-    return " ".join((value or "").split())
-
-
-def _name(field, required_msg):
-    value = _clean(field.data)
-    field.data = value
-    if not value:
-        raise ValidationError(required_msg)
-    if len(value) > NAME_MAX:
-        raise ValidationError(_l("Höchstens %(n)d Zeichen.", n=NAME_MAX))
-    # Whitespace controls are gone after _clean; any other control character (C0, DEL, C1)
-    # would end up in e-mail headers and SMS texts.
-    if (any(ch in value for ch in "<>\"@\\/{}")
-            or any(unicodedata.category(ch) == "Cc" for ch in value)):
-        raise ValidationError(_l("Bitte nur Buchstaben, Leerzeichen, Bindestrich und Apostroph."))
 
 
 class PersonForm(FlaskForm):
@@ -51,24 +31,13 @@ class PersonForm(FlaskForm):
     consent = BooleanField(CONSENT_TEXT)
 
     def validate_first_name(self, field):
-        _name(field, _l("Bitte geben Sie den Vornamen ein."))
+        check_name(field, _l("Bitte geben Sie den Vornamen ein."))
 
     def validate_last_name(self, field):
-        _name(field, _l("Bitte geben Sie den Nachnamen ein."))
+        check_name(field, _l("Bitte geben Sie den Nachnamen ein."))
 
     def validate_email(self, field):
-        value = (field.data or "").strip()
-        field.data = value
-        if not value:
-            raise ValidationError(_l("Bitte geben Sie die E-Mail-Adresse ein."))
-        if len(value) > 254:
-            raise ValidationError(_l("Die E-Mail-Adresse ist zu lang."))
-        try:
-            result = validate_email(value, check_deliverability=False)
-        except EmailNotValidError:
-            raise ValidationError(_l("Bitte geben Sie eine gültige E-Mail-Adresse ein, "
-                                     "z. B. name@beispiel.de.")) from None
-        field.data = result.normalized.lower()
+        check_email(field)
 
     def validate_mobile(self, field):
         value = (field.data or "").strip()
@@ -112,11 +81,17 @@ class AppointmentForm(PersonForm):
     date = StringField(_l("Datum"))
     time = StringField(_l("Uhrzeit"))
     duration = StringField(_l("Voraussichtliche Dauer (Minuten)"), default="15")
+    # Shown with the message about a double booking (patients/editing.py).
+    confirm_overlap = BooleanField(_l("Trotzdem anlegen"))
 
     def __init__(self, *args, practice_tz="Europe/Berlin", **kwargs):
         super().__init__(*args, **kwargs)
         self.practice_tz = practice_tz
         self.starts_at_utc = None
+        self.double_booked = False
+        if "formdata" in kwargs and kwargs["formdata"] is None and not self.date.data:
+            # A new form: most appointments are made for today, in the practice's zone.
+            self.date.data = to_local(utcnow(), practice_tz).date().isoformat()
 
     def validate_date(self, field):
         try:
@@ -162,3 +137,18 @@ class AppointmentForm(PersonForm):
     def validate_contact_id(self, field):
         raw = (field.data or "").strip()
         field.data = int(raw) if raw.isdigit() else None
+
+
+class AppointmentEditForm(AppointmentForm):
+    """Bearbeiten: date, time, duration and contact of an appointment. The consent and
+    the channels stay as given at Einladen; the link stays the same."""
+
+    consent = None
+    contact_id = None
+    submit_key = None
+    confirm_overlap = BooleanField(_l("Trotzdem speichern"))
+
+    def __init__(self, *args, sms_requested=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Invited by SMS: the update goes by SMS too, so the number stays required.
+        self.send_sms.data = sms_requested

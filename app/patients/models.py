@@ -49,6 +49,33 @@ class Appointment(db.Model):
     consent_text = db.Column(db.Text, nullable=False)
     created_by_id = db.Column(db.Integer, db.ForeignKey("staff.id", ondelete="SET NULL"))
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    # The calendar entry's SEQUENCE: one higher with every change the patient is told
+    # of, so the update's .ics replaces the entry of the invitation (same UID).
+    ics_sequence = db.Column(db.Integer, nullable=False, default=0)
+    # The current link token, sealed like an outbox payload (invitations/crypto.py): an
+    # update or reminder carries the same link long after the invitation's payload was
+    # purged. NULL for appointments made before issue 11 (their mails say "the link of
+    # the invitation"). Only its hash is looked up; this is never searched.
+    link_sealed = db.Column(db.Text)
+    # The day's progress (issue 11), written by patients/progress.py as consultation
+    # reports it: what the "Heute" board shows and the consultation record bills. Times
+    # only, no content. waiting_since is set while a page of the patient is open in the
+    # waiting room; call_live_since while the call is connected.
+    link_opened_at = db.Column(db.DateTime)
+    waiting_since = db.Column(db.DateTime)
+    call_started_at = db.Column(db.DateTime)
+    call_connected_at = db.Column(db.DateTime)
+    call_live_since = db.Column(db.DateTime)
+    call_ended_at = db.Column(db.DateTime)
+    call_seconds = db.Column(db.Integer, nullable=False, default=0, server_default="0")
+    # Who took part in a connected call: member keys ("patient", "guest-3"), comma-separated.
+    call_members = db.Column(db.String(400))
+    # "ca. 10 Min. später" or the practice's own short text; shown in the waiting room.
+    # Either a pick ("ca. 10 Min. später": delay_minutes, worded in the reader's language)
+    # or the practice's own short text (delay_notice, plain text).
+    delay_minutes = db.Column(db.Integer)
+    delay_notice = db.Column(db.String(200))
+    delay_notice_at = db.Column(db.DateTime)
 
     contact = db.relationship("Contact", back_populates="appointments")
     consent_by = db.relationship("Staff", foreign_keys=[consent_by_id])
@@ -108,6 +135,24 @@ class Participant(db.Model):
         return f"{self.first_name} {self.last_name}"
 
 
+class ReminderMark(db.Model):
+    """A reminder (kind "day" or "soon") that was queued for an appointment: written in
+    the same transaction as its outbox rows, so the unique pair keeps a restarted or a
+    second sender from queuing it again. Goes with the appointment; a change of its
+    time removes the marks, so the new time is reminded of."""
+
+    __table_args__ = (
+        db.UniqueConstraint("appointment_id", "kind", name="uq_reminder_appointment_kind"),
+    )
+
+    id = db.Column(db.Integer, primary_key=True)
+    appointment_id = db.Column(
+        db.Integer, db.ForeignKey("appointment.id", ondelete="CASCADE"), nullable=False
+    )
+    kind = db.Column(db.String(10), nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
 class Submission(db.Model):
     """A form that was carried out, by the one-time key it carried: the same key again
     (a retry after a lost answer, a second click) gets the first result instead of a
@@ -133,3 +178,48 @@ class Submission(db.Model):
 
     appointment = db.relationship("Appointment")
     participant = db.relationship("Participant")
+
+
+class LinkDevice(db.Model):
+    """A browser that redeemed a link (issue 12): the patient's or a participant's.
+
+    One device at a time per link: the newest row of a link is its device, an older one
+    has been taken over. The browser's session cookie holds only a random secret whose
+    hash is here, so the cookie shows neither the appointment nor the link. ``link_hash``
+    is the link's token hash at redemption: a resent link ends every device of the old
+    one. Rows go with the appointment or the participant.
+    """
+
+    id = db.Column(db.Integer, primary_key=True)
+    appointment_id = db.Column(
+        db.Integer, db.ForeignKey("appointment.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    participant_id = db.Column(
+        db.Integer, db.ForeignKey("participant.id", ondelete="CASCADE"), index=True
+    )
+    token_hash = db.Column(db.String(64), nullable=False, unique=True)
+    link_hash = db.Column(db.String(64), nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class VisitorConsent(db.Model):
+    """The patient's or a guest's own consent to the Videosprechstunde (issue 12), given on
+    the device check before any camera or microphone is asked for.
+
+    It belongs to the person of a link (the appointment, and the participant for a
+    guest), not to a device: a device that takes the link over needs none of its own.
+    ``wording`` is the version of the notice that was agreed to (patients/consent.py);
+    a withdrawn consent keeps its row with ``withdrawn_at``, and consenting again adds
+    a new one. Rows go with the appointment or the participant.
+    """
+
+    id = db.Column(db.Integer, primary_key=True)
+    appointment_id = db.Column(
+        db.Integer, db.ForeignKey("appointment.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    participant_id = db.Column(
+        db.Integer, db.ForeignKey("participant.id", ondelete="CASCADE"), index=True
+    )
+    wording = db.Column(db.Integer, nullable=False)
+    given_at = db.Column(db.DateTime, nullable=False, default=utcnow)  # UTC
+    withdrawn_at = db.Column(db.DateTime)  # UTC

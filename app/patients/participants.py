@@ -9,6 +9,7 @@ import logging
 from sqlalchemy.exc import IntegrityError
 
 from app import events, invitations
+from app.auth import audit
 from app.extensions import db
 from app.patients import submissions
 from app.patients.models import Participant
@@ -54,6 +55,7 @@ def add_participant(practice, staff, appointment, form, consent_text,
         channels = ["email"] + (["sms"] if form.send_sms.data else [])
         invitations.queue_invitation(appointment, token, channels, participant=participant)
         submissions.remember(practice, submit_key, "participant", appointment, participant)
+        audit.by_staff(staff, audit.PARTICIPANT_ADD, "appointment", appointment_id)
         try:
             db.session.commit()
         except IntegrityError:

@@ -1,15 +1,31 @@
-from flask import redirect, request, url_for
+import json
+
+from flask import abort, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app import invitations
+from app.auth import audit, sessions
+from app.extensions import db, sock
 from app.invitations.models import FAILED, PENDING, SENT
-from app.patients import bp, services, submissions
+from app.patients import board, bp, delay, editing, erasure, live, record, services, submissions
+from app.patients import consent as visitor_consent
 from app.patients import participants as participant_services
 from app.patients.forms import CONSENT_TEXT, AppointmentForm, ParticipantForm
 from app.patients.models import Appointment, Contact, Participant
 from app.tariffs import has_feature, require_feature, tariff_of
-from app.web import current_practice, is_htmx, load_in_practice, render, toast
+from app.web import (
+    current_practice,
+    is_htmx,
+    load_in_practice,
+    render,
+    same_origin_socket,
+    toast,
+)
+
+# Audit entries (app/auth/audit.py) are added before the service call that commits the
+# change: both are kept, or neither.
 
 # About two minutes of polling; after that the panel still shows the state.
 MAX_DELIVERY_POLLS = 120
@@ -17,6 +33,8 @@ MAX_DELIVERY_POLLS = 120
 
 # Each "Erneut senden" button carries its own one-time key (app/patients/submissions.py).
 bp.add_app_template_global(submissions.new_submit_key, "new_submit_key")
+# The panel shows the patient's and the guests' own consent (given, withdrawn).
+bp.add_app_template_global(visitor_consent.states, "consents_of")
 
 
 @bp.before_request
@@ -34,7 +52,8 @@ def root():
 def index():
     practice = current_practice()
     upcoming, past = services.appointment_lists(practice)
-    return render("patients/index.html", "patients/_list.html", upcoming=upcoming, past=past)
+    return render("patients/index.html", "patients/_list.html", upcoming=upcoming, past=past,
+                  board_lines=board.lines(practice))
 
 
 def _form_context(form, practice, **extra):
@@ -55,7 +74,7 @@ def _lists_for_page(practice):
     if is_htmx():
         return {}
     upcoming, past = services.appointment_lists(practice)
-    return {"upcoming": upcoming, "past": past}
+    return {"upcoming": upcoming, "past": past, "board_lines": board.lines(practice)}
 
 
 @bp.route("/patienten/termine", methods=["POST"])
@@ -76,6 +95,8 @@ def create_appointment():
             valid = False
             # The tariff refuses it: not a typo the user can fix in the field.
             status = 403 if not has_feature(practice, "sms") else 422
+    if valid and editing.refuse_double_booking(practice, form):
+        valid, status = False, 409
     if not valid:
         return render("patients/index.html", "patients/_form.html", status=status,
                       **_form_context(form, practice), **_lists_for_page(practice))
@@ -97,6 +118,28 @@ def patient_list():
     return render("patients/index.html", "patients/_list.html", upcoming=upcoming, past=past)
 
 
+@bp.route("/patienten/heute")
+def today():
+    """The "Heute" board; its page fetches it again when the board socket says so."""
+    practice = current_practice()
+    if is_htmx():
+        def fresh():
+            return render_template("patients/_board.html", board_lines=board.lines(practice))
+        html = board.shared_render(practice.id, str(get_locale()), request.args.get("nach"), fresh)
+        return html, 200, {"Vary": "HX-Request"}
+    return render("patients/index.html", "patients/_board.html", **_lists_for_page(practice))
+
+
+@sock.route("/ws/praxis", bp=bp)
+def board_socket(ws):
+    # The blueprint's login check ran before the handshake; a foreign page must not ride
+    # on the cookie.
+    if not same_origin_socket() or not current_user.is_authenticated:
+        ws.close(live.CLOSE_POLICY, "not allowed")
+        return
+    live.serve(ws, current_user.practice_id, current_user.id, sessions.current_id())
+
+
 @bp.route("/patienten/suche")
 def search():
     contacts = services.search_contacts(current_practice(), request.args.get("q", ""))
@@ -108,10 +151,53 @@ def search():
 def panel(contact_id):
     practice = current_practice()
     contact = load_in_practice(Contact, contact_id, practice)
+    if request.method == "GET":  # not the panel a change answers with: that change is logged
+        audit.by_staff(current_user, audit.CONTACT_VIEW, "contact", contact.id)
+        db.session.commit()  # the one write a GET makes (tests/test_no_get_changes_state.py)
     upcoming, past = services.contact_appointments(practice, contact)
     return render("patients/index.html", "patients/_panel.html", contact=contact,
                   appointments=upcoming, past_appointments=past,
+                  delay_form_for=_delay_form, record_of=record.record_of,
                   **_participants_context(practice), **_lists_for_page(practice))
+
+
+# -- delay notice and consultation record (issue 11) -----------------------------------
+
+def _delay_form(appointment):
+    return delay.DelayForm(formdata=None, prefix=f"d{appointment.id}")
+
+
+@bp.route("/patienten/termine/<int:appointment_id>/verspaetung", methods=["POST"])
+def set_delay(appointment_id):
+    practice = current_practice()
+    appointment = load_in_practice(Appointment, appointment_id, practice)
+    form = delay.DelayForm(prefix=f"d{appointment.id}")
+    if not form.validate():
+        return render("patients/index.html", "patients/_delay.html", status=422, a=appointment,
+                      delay_form=form, **_lists_for_page(practice))
+    delay.set_delay(appointment, form)
+    toast(_("Der Hinweis wurde entfernt.") if form.action.data == "clear"
+          else _("Der Patient sieht den Hinweis jetzt im Wartezimmer."), "success")
+    return render("patients/index.html", "patients/_delay.html", a=appointment,
+                  delay_form=_delay_form(appointment), **_lists_for_page(practice))
+
+
+@bp.route("/patienten/abrechnung.csv")
+def record_export():
+    """The month's consultation records for billing (patients/record.py says who may)."""
+    practice = current_practice()
+    try:
+        year, month = (int(part) for part in request.args.get("monat", "").split("-"))
+        if not (2000 <= year <= 2100 and 1 <= month <= 12):
+            raise ValueError
+    except ValueError:
+        return render("patients/index.html", "_message.html", status=422, level="error",
+                      message=_("Bitte wählen Sie einen Monat, z. B. 2026-11."))
+    body = record.month_csv(practice, year, month)
+    return body, 200, {
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="videosprechstunden-{year}-{month:02d}.csv"',
+    }
 
 
 # -- further participants (Premium) ---------------------------------------------------
@@ -182,6 +268,7 @@ def remove_participant(appointment_id, participant_id):
     appointment = load_in_practice(Appointment, appointment_id, practice)
     participant = load_in_practice(Participant, participant_id, practice,
                                    appointment_id=appointment.id)
+    audit.by_staff(current_user, audit.PARTICIPANT_REMOVE, "participant", participant.id)
     participant_services.remove_participant(participant)
     toast(_("Der Teilnehmer wurde entfernt. Sein Link ist ungültig und er wird informiert."),
           "info")
@@ -198,6 +285,7 @@ def resend_participant(appointment_id, participant_id, channel):
     refused = _resend_refused(practice, channel, participant.mobile)
     if refused:
         return refused
+    audit.by_staff(current_user, audit.INVITATION_RESEND, "participant", participant.id)
     # A new link is a new invitation: after a downgrade the call would not let them in.
     require_feature(practice, "participants")
     services.resend(practice, appointment, channel, _submit_key(), participant=participant)
@@ -257,9 +345,47 @@ def resend(appointment_id, channel):
     refused = _resend_refused(practice, channel, appointment.contact.mobile)
     if refused:
         return refused
+    audit.by_staff(current_user, audit.INVITATION_RESEND, "appointment", appointment.id)
     services.resend(practice, appointment, channel, _submit_key())
     toast(_("Die Einladung wird erneut gesendet. Der bisherige Link ist damit ungültig."), "info")
     return panel(appointment.contact_id)
+
+
+EDIT_URL = "/patienten/termine/<int:appointment_id>/bearbeiten"
+
+
+def _edit_form_page(practice, appointment, form, status=200):
+    return render("patients/index.html", "patients/_edit_form.html", status=status,
+                  a=appointment, form=form, **_lists_for_page(practice))
+
+
+@bp.route(EDIT_URL)
+def edit_appointment_form(appointment_id):
+    practice = current_practice()
+    appointment = load_in_practice(Appointment, appointment_id, practice)
+    return _edit_form_page(practice, appointment, editing.edit_form(appointment, practice))
+
+
+@bp.route(EDIT_URL, methods=["POST"])
+def edit_appointment(appointment_id):
+    practice = current_practice()
+    appointment = load_in_practice(Appointment, appointment_id, practice)
+    form = editing.edit_form(appointment, practice, formdata=request.form)
+    if not form.validate():
+        return _edit_form_page(practice, appointment, form, 422)
+    if editing.refuse_double_booking(practice, form, exclude_id=appointment.id):
+        return _edit_form_page(practice, appointment, form, 409)
+    audit.by_staff(current_user, audit.APPOINTMENT_UPDATE, "appointment", appointment.id)
+    if editing.edit_appointment(practice, appointment, form):
+        toast(_("Der Termin wurde geändert. Der Teilnehmer wird informiert; sein Link bleibt "
+                "gültig."), "success")
+    else:
+        toast(_("Es wurde nichts geändert."), "info")
+    body, status, headers = panel(appointment.contact_id)
+    # The contact may be another one now (a new e-mail address): the whole panel changes.
+    headers.update({"HX-Trigger": "appointments-changed", "HX-Retarget": "#panel",
+                    "HX-Reswap": "innerHTML"})
+    return body, status, headers
 
 
 @bp.route("/patienten/termine/<int:appointment_id>/loeschen")
@@ -275,6 +401,7 @@ def delete_appointment(appointment_id):
     practice = current_practice()
     appointment = load_in_practice(Appointment, appointment_id, practice)
     contact_id = appointment.contact_id
+    audit.by_staff(current_user, audit.APPOINTMENT_DELETE, "appointment", appointment.id)
     services.delete_appointment(appointment)
     toast(_("Der Termin wurde gelöscht. Der Link ist ungültig und der Teilnehmer wird "
             "informiert."), "info")
@@ -282,3 +409,45 @@ def delete_appointment(appointment_id):
     body, status, headers = response
     headers["HX-Trigger"] = "appointments-changed"
     return body, status, headers
+
+
+# -- a person's data (DSGVO Art. 15, 17, 20) ---------------------------------------------
+
+def _contact_for_data_rights(contact_id):
+    """The contact, for an account that conducts consultations (Praxisadmin, Arzt): an
+    MFA organises, it does not hand out or erase a patient's data."""
+    practice = current_practice()
+    contact = load_in_practice(Contact, contact_id, practice)
+    if not current_user.conducts_calls:
+        abort(403)
+    return practice, contact
+
+
+@bp.route("/patienten/kontakte/<int:contact_id>/daten.json")
+def export_contact(contact_id):
+    practice, contact = _contact_for_data_rights(contact_id)
+    audit.by_staff(current_user, audit.CONTACT_EXPORT, "contact", contact.id)
+    data = erasure.export(practice, contact)
+    db.session.commit()
+    body = json.dumps(data, ensure_ascii=False, indent=2)
+    return body, 200, {"Content-Type": "application/json; charset=utf-8",
+                       "Cache-Control": "no-store",
+                       "Content-Disposition": f'attachment; filename="kontakt-{contact.id}.json"'}
+
+
+@bp.route("/patienten/kontakte/<int:contact_id>/loeschen")
+def confirm_erase(contact_id):
+    contact = _contact_for_data_rights(contact_id)[1]
+    return render("patients/index.html", "patients/_confirm_erase.html", contact=contact,
+                  **_lists_for_page(current_practice()))
+
+
+@bp.route("/patienten/kontakte/<int:contact_id>/loeschen", methods=["POST"])
+def erase_contact(contact_id):
+    contact = _contact_for_data_rights(contact_id)[1]
+    audit.by_staff(current_user, audit.CONTACT_ERASE, "contact", contact.id)  # commits with it
+    erasure.erase(contact)
+    toast(_("Der Kontakt und alle seine Daten wurden gelöscht."), "info")
+    if not is_htmx():
+        return redirect(url_for("patients.index"))
+    return "", 200, {"HX-Trigger": "appointments-changed"}

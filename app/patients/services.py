@@ -5,6 +5,7 @@ from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 
 from app import events, invitations
+from app.auth import audit
 from app.extensions import db
 from app.patients import submissions
 from app.patients.models import Appointment, Contact
@@ -15,7 +16,7 @@ SEARCH_LIMIT = 10
 PAST_LIMIT = 50
 
 
-def _upsert_contact(practice, form):
+def upsert_contact(practice, form):
     """The same e-mail in the same practice is one contact; its details follow the latest form."""
     contact = db.session.execute(
         db.select(Contact).filter_by(practice_id=practice.id, email=form.email.data)
@@ -41,7 +42,7 @@ def create_appointment(practice, staff, form, consent_text, submit_key=None):
         if done is not None:
             return done.appointment
         try:
-            contact = _upsert_contact(practice, form)
+            contact = upsert_contact(practice, form)
             token, token_hash = new_token()
             now = utcnow()
             appointment = Appointment(
@@ -61,6 +62,8 @@ def create_appointment(practice, staff, form, consent_text, submit_key=None):
             channels = ["email"] + (["sms"] if form.send_sms.data else [])
             invitations.queue_invitation(appointment, token, channels)
             submissions.remember(practice, submit_key, "appointment", appointment)
+            db.session.flush()  # the id, for the audit log
+            audit.by_staff(staff, audit.APPOINTMENT_CREATE, "appointment", appointment.id)
             _commit_keeping_state()
             return appointment
         except IntegrityError:
@@ -145,8 +148,8 @@ def appointment_lists(practice):
     candidates = db.session.execute(
         base.where(Appointment.starts_at >= horizon).order_by(Appointment.starts_at)
     ).scalars().all()
-    upcoming = [a for a in candidates if a.ends_at > now]
-    past = [a for a in candidates if a.ends_at <= now]
+    upcoming = [a for a in candidates if _still_on(a, now)]
+    past = [a for a in candidates if not _still_on(a, now)]
     past += db.session.execute(
         base.where(Appointment.starts_at < horizon)
         .order_by(Appointment.starts_at.desc()).limit(PAST_LIMIT)
@@ -163,6 +166,13 @@ def contact_appointments(practice, contact):
         .options(db.selectinload(Appointment.messages))
         .order_by(Appointment.starts_at)
     ).scalars().all()
-    upcoming = [a for a in appointments if a.ends_at > now]
-    past = [a for a in appointments if a.ends_at <= now][::-1]
+    upcoming = [a for a in appointments if _still_on(a, now)]
+    past = [a for a in appointments if not _still_on(a, now)][::-1]
     return upcoming, past
+
+
+def _still_on(appointment, now):
+    """Before its expected end, or its patient still waits or talks (issue 11): an
+    appointment the practice is behind with does not drop into "Vergangene Termine"."""
+    return (appointment.ends_at > now or appointment.waiting_since is not None
+            or appointment.call_live_since is not None)

@@ -4,7 +4,9 @@
   "use strict";
 
   var root = document.getElementById("device-check");
-  if (!root) return;
+  // Camera and microphone only after the patient's consent (the server renders the
+  // device check only then; this holds should the markup ever be shown before it).
+  if (!root || root.getAttribute("data-consent") !== "given") return;
 
   var CAMERA_KEY = "sprechzimmer.camera";
   var MIC_KEY = "sprechzimmer.mic";
@@ -15,6 +17,7 @@
   var stream = null;
   var audio = null; // {context, source, analyser, frame}
   var heard = false;
+  var cameraRefused = false; // "Weiter" warns once that the practice will not see the patient
 
   function byId(id) { return document.getElementById(id); }
   function show(id, on) { var el = byId(id); if (el) el.hidden = !on; }
@@ -107,16 +110,38 @@
     tick();
   }
 
+  // Which of the denied-access instructions fits this browser; null: show them all.
+  function browserKind() {
+    var ua = navigator.userAgent;
+    if (/iPhone|iPad|iPod/.test(ua) || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1)) return "ios";
+    if (/Android/.test(ua)) return "android";
+    if (/Firefox\//.test(ua)) return "firefox";
+    if (/Edg\/|Chrome\/|Chromium\//.test(ua)) return "chrome";
+    if (/Safari\//.test(ua)) return "safari";
+    return null;
+  }
+
+  function showDenied() {
+    var kind = browserKind();
+    var items = root.querySelectorAll("[data-browser]");
+    var known = kind && root.querySelector('[data-browser="' + kind + '"]');
+    for (var i = 0; i < items.length; i++) items[i].hidden = !!known && items[i].getAttribute("data-browser") !== kind;
+    show("dc-denied", true);
+    cameraRefused = true;
+  }
+
   function problem(err) {
     var name = err && err.name;
     show("dc-asking", false);
-    if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") show("dc-denied", true);
+    if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") showDenied();
     else if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") show("dc-notfound", true);
     else show("dc-busy", true);
   }
 
   function start() {
     stop();
+    cameraRefused = false;
+    show("dc-continue-warning", false);
     ["dc-denied", "dc-notfound", "dc-busy"].forEach(function (id) { show(id, false); });
     return navigator.mediaDevices.getUserMedia(constraints()).catch(function (err) {
       // A remembered device may be gone (unplugged): try the defaults once.
@@ -154,6 +179,16 @@
   });
   // The waiting room opens the devices again when it rings; hand them back now.
   window.addEventListener("pagehide", stop);
-  byId("dc-continue").addEventListener("click", stop);
+  byId("dc-continue").addEventListener("click", function (event) {
+    var link = byId("dc-continue");
+    if (cameraRefused && byId("dc-continue-warning").hidden) {
+      event.preventDefault();
+      show("dc-continue-warning", true);
+      link.textContent = link.getAttribute("data-t-anyway");
+      byId("dc-continue-warning").focus();
+      return;
+    }
+    stop();
+  });
   start();
 })();

@@ -5,6 +5,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.support.forms import appointment_form
+from tests.support.page_media import sees_members
 from tests.support.stack import PASSWORD
 
 CONSENT = "Der Nutzer hat eingewilligt, SMS- und E-Mail-Nachrichten von mir zu erhalten"
@@ -12,12 +13,48 @@ CONSENT = "Der Nutzer hat eingewilligt, SMS- und E-Mail-Nachrichten von mir zu e
 
 # -- the practice -------------------------------------------------------------------
 
-def login(page, email, password=PASSWORD):
+def login(page, email, password=PASSWORD, heading="Patienten"):
+    """Logs in by the form's labels, German or English (the browser's language picks)."""
     page.goto("/login")
-    page.get_by_label("E-Mail").fill(email)
-    page.get_by_label("Passwort").fill(password)
-    page.get_by_role("button", name="Anmelden").click()
-    expect(page.get_by_role("heading", name="Patienten", level=1)).to_be_visible()
+    page.get_by_label(re.compile("^(E-Mail|Email)$")).fill(email)
+    page.get_by_label(re.compile("^(Passwort|Password)$")).fill(password)
+    page.get_by_role("button", name=re.compile("^(Anmelden|Log in)$")).click()
+    expect(page.get_by_role("heading", name=heading, level=1)).to_be_visible()
+
+
+def invite_colleague(page, first_name, last_name, email, role):
+    """Konten (the admin's tab): Konto einladen with these fields; waits for the new
+    account in the list."""
+    page.get_by_role("link", name="Konten", exact=True).click()
+    expect(page.get_by_role("heading", name="Konten der Praxis", level=1)).to_be_visible()
+    form = page.locator("#invite-form")
+    form.get_by_label("Vorname").fill(first_name)
+    form.get_by_label("Nachname").fill(last_name)
+    form.get_by_label("E-Mail").fill(email)
+    form.get_by_label("Rolle").select_option(label=role)
+    form.get_by_role("button", name="Einladen").click()
+    row = page.locator("#accounts li", has_text=email)
+    expect(row).to_contain_text("Einladung offen")
+    settled(page)
+    return row
+
+
+def open_password_link(page, smtp, email, count=1):
+    """The colleague opens the set-password link of the e-mail (the latest of ``count``)."""
+    mail = smtp.mails_to(email, "Passwort festlegen", count=count)[-1]
+    (link,) = set(re.findall(r"https?://\S+/konto/passwort/[A-Za-z0-9_-]{43}",
+                             mail.get_body(("plain",)).get_content()))
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Passwort festlegen", level=1)).to_be_visible()
+    return link
+
+
+def choose_password(page, password):
+    """On the set-password page: the password twice, then the login page says it is set."""
+    page.get_by_label("Neues Passwort").fill(password)
+    page.get_by_label("Passwort wiederholen").fill(password)
+    page.get_by_role("button", name="Passwort speichern").click()
+    expect(page.get_by_text("Ihr Passwort ist gesetzt.")).to_be_visible()
 
 
 def post_appointment(page, stack, **fields):
@@ -30,9 +67,12 @@ def post_appointment(page, stack, **fields):
 
 
 def invite(page, stack, smtp, first_name, last_name, email):
-    """An appointment for this person (post_appointment); the link from the e-mail."""
+    """An appointment for this person (post_appointment); the link from its own e-mail.
+    The SMTP server lives for the whole session: an earlier module may have invited the
+    same address (then the first mail to it led to that module's stopped stack)."""
+    before = len(smtp.mails_to(email, "Einladung", count=0))
     post_appointment(page, stack, first_name=first_name, last_name=last_name, email=email)
-    return smtp.invitation_link(email)
+    return smtp.invitation_link(email, count=before + 1)
 
 
 def open_form(page):
@@ -120,10 +160,23 @@ def start_call(staff, patient, full_name):
 
 # -- the patient and the guests ---------------------------------------------------------
 
+def gives_consent(page):
+    """On the device check the data protection notice comes first: tick the box and
+    "Einverstanden, weiter zur Technikprüfung". A person who consented before (on another
+    device, or through an earlier link) goes straight to the device check. Ids, not
+    labels: the page may be in English."""
+    expect(page).to_have_url(re.compile(r"/sprechstunde/geraetetest$"))
+    if page.locator("#consent").count():  # the page is loaded: the server decided
+        page.locator("#consent input[type=checkbox]").check()
+        page.locator("#consent-submit").click()
+    expect(page.locator("#device-check")).to_be_visible()
+
+
 def patient_waits(patient, link):
-    """The link from the e-mail, the device check, then the waiting room (its socket open)."""
+    """The link from the e-mail, the consent and the device check, then the waiting room
+    (its socket open)."""
     patient.goto(link)
-    expect(patient).to_have_url(re.compile(r"/sprechstunde/geraetetest$"))
+    gives_consent(patient)
     # The fake microphone beeps: the level meter hears it, the preview shows the camera.
     expect(patient.get_by_text("Alles in Ordnung: Kamera und Mikrofon funktionieren.")).to_be_visible()
     patient.wait_for_function("() => document.getElementById('dc-preview').videoWidth > 0")
@@ -148,3 +201,31 @@ def in_relay_mode(page):
     note = page.locator("[data-relay-note]")
     expect(note).to_be_visible()
     expect(note).to_contain_text("Medienserver der Praxis")
+
+
+# -- a group call ---------------------------------------------------------------------
+
+def group_call(stack, smtp, staff, patient, guests, patient_name, guest_people):
+    """Staff invite the patient and the guests, call the patient and the guests take the
+    running call: everybody on the relay, seeing and hearing everybody else. Returns
+    (appointment id, {key: page}, {key: name})."""
+    first, last = patient_name.split()
+    link = invite(staff, stack, smtp, first, last, f"{first}.{last}@example.org".lower())
+    appointment_id = open_panel(staff, patient_name)
+    names = {"staff": stack.practices["premium"]["name"], "patient": patient_name}
+    pages = {"staff": staff, "patient": patient}
+    for guest, (first, last) in zip(guests, guest_people):
+        email = f"{first}.{last}@example.org".lower()
+        assert add_participant(staff, appointment_id, first, last, email).status == 201
+        key = guest_key(staff, appointment_id, f"{first} {last}")
+        names[key], pages[key] = f"{first} {last}", guest
+        patient_waits(guest, guest_link(smtp, email))
+    patient_waits(patient, link)
+    start_call(staff, patient, patient_name)
+    for guest in guests:
+        guest_joins(guest)
+    for page in pages.values():
+        in_relay_mode(page)
+    for own, page in pages.items():
+        sees_members(page, {k: names[k] for k in pages if k != own})
+    return appointment_id, pages, names

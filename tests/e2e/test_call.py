@@ -9,6 +9,7 @@ from tests.e2e.steps import invite, patient_waits, start_call
 from tests.support.page_media import remote_video_plays
 
 INVALID_LINK = "Dieser Link ist nicht (mehr) gültig."
+RULES = "Bitte stellen Sie zu Beginn alle Anwesenden vor. Das Gespräch darf nicht aufgezeichnet werden."
 
 # The candidate types of the pair the call runs on.
 SELECTED_PAIR = """async () => {
@@ -30,6 +31,8 @@ def test_call_premium(logged_in, other_page, smtp, stack):
     link = invite(staff, stack, smtp, "Paula", "Premiumpatientin", "paula.premium@example.org")
     patient_waits(patient, link)
     start_call(staff, patient, "Paula Premiumpatientin")
+    for page in (staff, patient):  # KBV Anlage 31b, at the start of every call
+        expect(page.locator("#call-notice")).to_have_text(RULES)
 
     for page in (staff, patient):
         remote_video_plays(page)
@@ -174,7 +177,10 @@ def test_staff_sees_patient_offline_resends_the_link_and_is_declined(logged_in, 
 
     patient_waits(patient, new_link)
     expect(staff.get_by_text("Patient ist online", exact=True)).to_be_visible()
-    staff.get_by_role("button", name="Erneut anrufen").click()
+    # The headline follows the patient's arrival (issue 11): no longer "nicht online".
+    expect(staff.get_by_text("Der Patient ist jetzt im Wartezimmer.")).to_be_visible()
+    expect(staff.get_by_text("Der Patient ist nicht online.")).to_be_hidden()
+    staff.get_by_role("button", name="Jetzt anrufen").click()
     ring = patient.get_by_role("dialog", name="Ihre Praxis ruft an")
     ring.get_by_role("button", name="Ablehnen").click()
     expect(ring).to_be_hidden()

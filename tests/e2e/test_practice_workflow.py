@@ -5,7 +5,12 @@ import re
 from playwright.sync_api import expect
 
 from tests.e2e.steps import CONSENT, einladen, open_form, post_appointment
+from app.timeutil import to_local, utcnow
 from tests.support.forms import future_slot
+
+def local_today():
+    return to_local(utcnow(), "Europe/Berlin").date()
+
 
 INVALID_LINK = "Dieser Link ist nicht (mehr) gültig."
 INFOBOX = "Ihr Termin wurde erfolgreich erstellt. Die Einladung wird jetzt versendet."
@@ -21,6 +26,8 @@ def test_invite_earlier_contact_then_delete(logged_in, other_page, smtp, stack):
     page.evaluate("window.e2eSamePage = true")
     open_form(page)
     expect(page).to_have_url(re.compile(r"/patienten/termin-erstellen$"))
+    # Focus goes where the user starts: the form's first field.
+    expect(page.get_by_label("Eingeladene Personen suchen")).to_be_focused()
     assert page.evaluate("window.e2eSamePage === true")
 
     page.get_by_label("Eingeladene Personen suchen").press_sequentially("Mus")
@@ -51,6 +58,8 @@ def test_invite_earlier_contact_then_delete(logged_in, other_page, smtp, stack):
     # The list refreshed by itself: a new row for the new appointment, still the same page.
     row = page.locator(f"#appointment-row-{appointment_id}")
     expect(row).to_contain_text("Erika Mustermann")
+    # After Einladen, focus lands on the new entry of the list.
+    expect(row.get_by_role("link")).to_be_focused()
     expect(page.locator("#patient-list").get_by_text("Erika Mustermann")).to_have_count(2)
     assert page.evaluate("window.e2eSamePage === true")
 
@@ -102,7 +111,12 @@ def test_empty_form_shows_german_errors_beside_fields(logged_in):
     expect(sms).to_be_disabled()
     expect(sms).to_have_accessible_description("SMS-Einladungen sind in den Tarifen Standard und Premium enthalten.")
 
+    # Datum starts at today in the practice's zone (Europe/Berlin).
+    expect(page.get_by_label("Datum", exact=True)).to_have_value(local_today().isoformat())
+    page.get_by_label("Datum", exact=True).fill("")
     assert einladen(page, consent=False).status == 422
+    # Focus on the first field with an error.
+    expect(page.get_by_label("Vorname")).to_be_focused()
 
     errors = {
         "Vorname": "Bitte geben Sie den Vornamen ein.",

@@ -20,24 +20,26 @@ GUESTS = [("Jonas", "Dolmetscher"), ("Mira", "Tochter"), ("Paul", "Kollege")]
 
 
 class Call:
-    def __init__(self, app, live, practice_id, staff_email, guests=0):
+    def __init__(self, app, live, practice_id, staff_email, guests=0, consent=True):
         self.app = app
         self.live = live
         self.practice_id = practice_id
+        self.staff_email = staff_email
         self.staff_auth = logged_in(app, staff_email)
         self.staff_client = self.staff_auth.client
         response = self.staff_auth.post("/patienten/termine", data=appointment_form())
         assert response.status_code == 201, response.get_data(as_text=True)
         self.id = created_appointment_id(response)
         self.room = f"appointment-{self.id}"
-        self.patient_client = opened_link(app, invitation_token(app, appointment_id=self.id))
+        # consent=False: the patient opened the link but has not agreed yet (tests/test_consent.py).
+        self.patient_client = opened_link(app, invitation_token(app, appointment_id=self.id), consent)
         self.guest_ids, self.guest_clients, self.guest_names = [], {}, {}
         for first, last in GUESTS[:guests]:
             self.add_guest(first, last)
 
-    def add_guest(self, first="Jonas", last="Dolmetscher"):
-        """Staff add a participant in the panel; its browser opens the invited link.
-        Returns (participant id, its test client)."""
+    def add_guest(self, first="Jonas", last="Dolmetscher", consent=True):
+        """Staff add a participant in the panel; its browser opens the invited link (and
+        gives its consent unless ``consent=False``). Returns (participant id, its test client)."""
         prefix = f"a{self.id}-"
         data = {"first_name": first, "last_name": last, "email": f"{first.lower()}@example.org",
                 "mobile": "", "consent": "y"}
@@ -48,7 +50,7 @@ class Call:
             participant_id = db.session.execute(
                 db.select(Participant.id).filter_by(appointment_id=self.id, first_name=first)
             ).scalar_one()
-        client = opened_link(self.app, invitation_token(self.app, participant_id=participant_id))
+        client = opened_link(self.app, invitation_token(self.app, participant_id=participant_id), consent)
         self.guest_ids.append(participant_id)
         self.guest_clients[participant_id] = client
         self.guest_names[participant_id] = f"{first} {last}"
@@ -136,10 +138,11 @@ def relays(sender, receiver, message):
 
 @pytest.fixture
 def make_call(app, live, make_practice):
-    """make_call(tariff="premium", guests=0) -> Call of a new practice on the live server."""
+    """make_call(tariff="premium", guests=0, consent=True) -> Call of a new practice on the
+    live server."""
 
-    def factory(tariff="premium", guests=0):
+    def factory(tariff="premium", guests=0, consent=True):
         practice_id, email = make_practice(tariff, name=PRACTICE_NAME)
-        return Call(app, live, practice_id, email, guests)
+        return Call(app, live, practice_id, email, guests, consent)
 
     return factory

@@ -21,8 +21,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-def launch(playwright, *extra_args):
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args])
+def launch(playwright, *extra_args, fake_ui=True):
+    """Chromium with the fake devices; fake_ui=False leaves out the fake permission prompt
+    that grants everything (with "--deny-permission-prompts": what a context did not grant
+    is refused, as when a user clicks Block)."""
+    args = [a for a in CHROMIUM_ARGS if fake_ui or a != "--use-fake-ui-for-media-stream"]
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*args, *extra_args])
 
 
 class PageWatch:
@@ -56,10 +60,15 @@ class PageWatch:
                        if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname not in own})
 
 
-def new_page(browser, base_url, has_touch=True, timeout=10_000, init_script=None):
-    """A fresh context (German, Berlin, 1024x768) and its page, watched (``page.watch``)."""
-    context = browser.new_context(base_url=base_url, locale="de-DE", timezone_id="Europe/Berlin",
-                                  viewport={"width": 1024, "height": 768}, has_touch=has_touch)
+def new_page(browser, base_url, has_touch=True, timeout=10_000, init_script=None, locale="de-DE",
+             viewport=(1024, 768), permissions=None):
+    """A fresh context (German, Berlin, 1024x768) and its page, watched (``page.watch``).
+    locale sets the browser's language (Accept-Language); permissions, where given, are the
+    only ones the context grants (e.g. ["microphone"]: the camera is refused)."""
+    context = browser.new_context(base_url=base_url, locale=locale, timezone_id="Europe/Berlin",
+                                  viewport={"width": viewport[0], "height": viewport[1]}, has_touch=has_touch)
+    if permissions is not None:
+        context.grant_permissions(permissions)
     context.set_default_timeout(timeout)
     if init_script:
         context.add_init_script(init_script)
@@ -75,12 +84,13 @@ def check_watch(watch, who="page", own=("127.0.0.1",)):
 
 
 def checked_pages(browser, base_url, own=("127.0.0.1",), **page_options):
-    """For a fixture: yields open_page() -> one more independent context's page; then
-    closes them all and checks each (console, loads, no host but `own`)."""
+    """For a fixture: yields open_page(**options) -> one more independent context's page
+    (options as new_page's: locale, viewport, permissions); then closes them all and
+    checks each (console, loads, no host but `own`)."""
     opened = []
 
-    def open_page():
-        context, page = new_page(browser, base_url, **page_options)
+    def open_page(**options):
+        context, page = new_page(browser, base_url, **{**page_options, **options})
         opened.append((context, page))
         return page
 

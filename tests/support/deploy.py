@@ -200,8 +200,10 @@ CADDY_GLOBALS = """{{
 
 class Caddy:
     """Caddy from Debian running deploy/Caddyfile: the site address on loopback, the
-    `tls` line switched to Caddy's internal CA, the log into the test's folder. With
-    `site` (a format string with {https_port} and {web_port}) it runs that site instead."""
+    `tls` line switched to Caddy's internal CA, the log into the test's folder.
+    ``web_port``: one gunicorn's port, or a list of them (its upstreams, load-balanced as
+    the Caddyfile says). With `site` (a format string with {https_port} and {web_port})
+    it runs that site instead."""
 
     def __init__(self, tmp, web_port, app_dir=ROOT, site=None):
         self.tmp = Path(tmp)
@@ -209,9 +211,12 @@ class Caddy:
         self.https_port = free_port()
         self.storage = self.tmp / "caddy"
         self.access_log = self.tmp / "access.log"
+        web_ports = list(web_port) if isinstance(web_port, (list, tuple)) else [web_port]
+        web_port = web_ports[0]
         if site is None:
+            upstreams = " ".join(f"127.0.0.1:{port}" for port in web_ports)
             site = render("Caddyfile", DOMAIN=f"localhost:{self.https_port}", ACME_EMAIL="it@praxis-beispiel.de",
-                          ACCESS_LOG=self.access_log, APP_DIR=app_dir, WEB_PORT=web_port)
+                          ACCESS_LOG=self.access_log, APP_DIR=app_dir, WEB_UPSTREAMS=upstreams)
             site = switch_line(site, "tls it@praxis-beispiel.de", "tls internal")
         else:
             site = site.format(https_port=self.https_port, web_port=web_port)
@@ -295,12 +300,14 @@ class DeployStack:
         assert result.returncode == 0, f"flask {' '.join(args[:2])} failed:\n{result.stdout}\n{result.stderr}"
         return result
 
-    def start_unit(self, name, unit):
+    def start_unit(self, name, unit, **env):
         """The unit's ExecStart (read from the file, ${VAR} expanded) in the checkout,
-        which stands for its WorkingDirectory."""
-        argv = unit_command(unit, self.env)
+        which stands for its WorkingDirectory. ``env``: settings of this one process
+        (a second web process's BIND, as its own unit would set it)."""
+        env = {**self.env, **env}
+        argv = unit_command(unit, env)
         with open(self.log_dir / f"{name}.log", "wb") as log:
-            process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append((name, process))
         self.commands[name] = argv
         return process
@@ -322,6 +329,9 @@ class DeployStack:
         for name, port in ports.items():
             wait_until(lambda: up(port), f"{name} answers on port {port}", timeout,
                        log=self.log_dir / f"{name}.log")
+
+    def log(self, name):
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")
 
     def stop(self):
         processes.stop_all([process for _, process in reversed(self.processes)])

@@ -81,11 +81,16 @@ class Cut:
         self.ports = []
         self.active = False
 
+    # What the rules do with the page's packets: all dropped.
+    verdict = "drop"
+    # A cut takes the signalling too; a bad line (Lossy) leaves it.
+    offline = True
+
     def start(self):
         self.ports = sorted(self.page.evaluate(LOCAL_UDP_PORTS))
         assert self.ports, "the page has no ICE sockets to cut"
         ports = ", ".join(str(p) for p in self.ports)
-        rules = f"udp sport {{ {ports} }} drop\n    udp dport {{ {ports} }} drop"
+        rules = f"udp sport {{ {ports} }} {self.verdict}\n    udp dport {{ {ports} }} {self.verdict}"
         _nft(f"""table inet {self.table} {{
   chain input {{ type filter hook input priority -10; policy accept;
     {rules}
@@ -96,14 +101,16 @@ class Cut:
 }}
 """)
         self.active = True
-        self.page.context.set_offline(True)
+        if self.offline:
+            self.page.context.set_offline(True)
         return time.monotonic()
 
     def restore(self):
         if self.active:
             _nft(f"delete table inet {self.table}\n")
             self.active = False
-        self.page.context.set_offline(False)
+        if self.offline:
+            self.page.context.set_offline(False)
         return time.monotonic()
 
     def dropped_table_exists(self):
@@ -121,6 +128,17 @@ class Cut:
         except Exception:  # noqa: BLE001 - the page may be gone; the rules must go anyway
             subprocess.run([NFT, "delete", "table", "inet", self.table], check=False,
                            capture_output=True)
+
+
+class Lossy(Cut):
+    """A bad line instead of a cut: a share of the page's media packets (each way) is
+    dropped at random; the signalling stays. with Lossy(page, percent=25): …"""
+
+    offline = False
+
+    def __init__(self, page, percent=25):
+        super().__init__(page)
+        self.verdict = f"numgen random mod 100 < {int(percent)} drop"
 
 
 def inbound(page):
@@ -159,3 +177,55 @@ def media_stalled(pages, seconds=2.0):
     after = {id(p): inbound(p) for p in pages}
     return all(after[k]["pc"] == before[k]["pc"] and after[k]["frames"] == before[k]["frames"]
                and after[k]["audio"] == before[k]["audio"] for k in before)
+
+
+# Per other member of a group call (by relay key): decoded frames and audio packets on
+# the page's live relay connection, and which connection it is.
+MEMBERS_INBOUND = """async () => {
+  const call = window.sprechzimmerCall;
+  const pc = call && call.pc;
+  if (!pc) return {pc: null, by: {}};
+  if (!pc.e2eId) pc.e2eId = Math.random().toString(36).slice(2);
+  const slots = call.slots || {};
+  const by = {};
+  (await pc.getStats()).forEach((r) => {
+    if (r.type !== "inbound-rtp" || !slots[r.mid]) return;
+    const entry = by[slots[r.mid]] = by[slots[r.mid]] || {frames: 0, audio: 0};
+    if (r.kind === "video") entry.frames += r.framesDecoded || 0;
+    else entry.audio += r.packetsReceived || 0;
+  });
+  return {pc: pc.e2eId, by};
+}"""
+
+
+def members_inbound(page):
+    return page.evaluate(MEMBERS_INBOUND)
+
+
+def _member_flowing(before, now, key, frames=3):
+    was = before["by"].get(key, {"frames": 0, "audio": 0}) if now["pc"] == before["pc"] \
+        else {"frames": 0, "audio": 0}
+    got = now["by"].get(key)
+    return bool(now["pc"]) and got is not None and got["frames"] >= was["frames"] + frames \
+        and got["audio"] > was["audio"]
+
+
+def members_back(pages, since, timeout=30.0):
+    """pages: {key: page} of a group call. Seconds from `since` until every page decodes
+    frames and receives audio from every other member again (a slot now carrying the
+    member counts from zero); None if not within `timeout`."""
+    before = {key: members_inbound(page) for key, page in pages.items()}
+    waiting = {(own, key) for own in pages for key in pages if key != own}
+    deadline = since + timeout
+    any_page = next(iter(pages.values()))
+    while waiting and time.monotonic() < deadline:
+        for own, page in pages.items():
+            if not any(o == own for o, _ in waiting):
+                continue
+            now = members_inbound(page)
+            for key in pages:
+                if (own, key) in waiting and _member_flowing(before[own], now, key):
+                    waiting.discard((own, key))
+        if waiting:
+            any_page.wait_for_timeout(100)
+    return None if waiting else time.monotonic() - since

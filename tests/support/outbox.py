@@ -1,6 +1,9 @@
 """The outbox as the tests drive it: one round of the real sender, its rows, and the
 links the messages carry."""
+import os
 import re
+import subprocess
+import sys
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -8,6 +11,8 @@ from app.extensions import db
 from app.invitations import crypto, sender
 from app.invitations.models import PENDING, OutboxMessage
 from app.timeutil import utcnow
+from config import BASE_DIR
+from tests.support.webapp import give_consent
 
 TOKEN = r"/j/[A-Za-z0-9_-]{43}"
 ANY_BASE = r"https?://[^\s\"'<>]+"
@@ -53,11 +58,14 @@ def invitation_token(app, appointment_id=None, participant_id=None):
         return outbox_token(message)
 
 
-def opened_link(app, token):
-    """A browser that opened a link: holds the session bound to its appointment."""
+def opened_link(app, token, consent=True):
+    """A browser that opened a link: holds the session bound to its appointment, and
+    (unless ``consent=False``) has given the person's consent on the device check."""
     client = app.test_client()
     response = client.get(f"/j/{token}")
     assert response.status_code == 302, response.status_code
+    if consent:
+        give_consent(client)
     return client
 
 
@@ -76,3 +84,16 @@ def link_in(text, base="http://localhost"):
 
 def text_of(message, subtype="plain"):
     return message.get_body(preferencelist=(subtype,)).get_content()
+
+
+def start_sender(app, smtp_port, log_path, lease, poll, **env_overrides):
+    """`flask outbox work` as a real process (as ./run starts it) on the app's database,
+    sending to the SMTP server on `smtp_port`; killed by the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "MAIL_", "OUTBOX_"))}
+    env.update(FLASK_APP="wsgi.py", PYTHONPATH=str(BASE_DIR), SECRET_KEY=app.config["SECRET_KEY"],
+               DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], MAIL_SERVER="127.0.0.1",
+               MAIL_PORT=str(smtp_port), OUTBOX_LEASE_SECONDS=str(lease), OUTBOX_POLL_SECONDS=str(poll),
+               PUBLIC_BASE_URL=app.config["PUBLIC_BASE_URL"], **env_overrides)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "flask", "outbox", "work"], cwd=BASE_DIR, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)

@@ -38,11 +38,12 @@ def frames_decoded_above(page, floor, timeout=15.0):
 
 # Chromium's fake camera as call.js asks for it: 640x360 at 15 fps. Headless Chromium
 # on two shared cores decodes in bursts (a frame late in one window arrives in the
-# next), so a 3 s window can see fewer than 15/s even when nothing is lost; 10/s still
-# fails a relay that drops or stalls a stream, which is what this guards. Five full
-# pages on 2 cores held 14.6–15.5 fps per remote in every run, so all five are held
-# to it, not only the first three.
-MIN_FPS = 10
+# next), and when five pages encode at once WebRTC's CPU-overuse detection lowers every
+# sender's frame rate: a CI run on a loaded 2-core machine saw all five pages receive
+# every member at 9.5-9.9 fps, evenly, with nothing lost. A relay that drops or stalls
+# a stream shows it at 0-2 fps, so 6/s still fails that, which is what this guards;
+# frame rate under load is bench/relay.py's to report, not a test's.
+MIN_FPS = 6
 WINDOW_MS = 3000
 
 # Per remote member (by relay key): decoded frames, audio packets and samples. Entries
@@ -130,7 +131,13 @@ def poll(page, function, arg, timeout):
 def sees_members(page, members, timeout=20_000):
     """One tile per other member with its name, each showing its video; video and audio
     arriving from each (Chromium decodes remote audio only for a sink that plays)."""
-    expect(page.locator("#call-grid .tile[data-key]")).to_have_count(len(members))
+    # A member's tile comes with the roster after its relay join, which on two loaded
+    # cores can take longer than expect's 5 s: the same hang guard as for the media.
+    try:
+        expect(page.locator("#call-grid .tile[data-key]")).to_have_count(len(members), timeout=timeout)
+    except AssertionError:
+        keys = page.evaluate("() => [...document.querySelectorAll('#call-grid .tile[data-key]')].map((t) => t.dataset.key)")
+        raise AssertionError(f"tiles {keys}, expected {sorted(members)}\nconsole: {page.e2e_console[-40:]}") from None
     for key, name in members.items():
         expect(tile(page, key).locator(".tile-name")).to_have_text(name)
     keys = list(members)

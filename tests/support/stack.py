@@ -97,13 +97,20 @@ class Stack:
         processes.stop_all([process for _, process in reversed(self.processes)])
 
 
+# A production start needs the operator for the legal pages (app/legal): as an install's
+# /etc/sprechzimmer/env holds it.
+OPERATOR_ENV = {"OPERATOR_NAME": "E2E-Betreiber GmbH", "OPERATOR_ADDRESS": "Teststraße 1|10115 Berlin",
+                "OPERATOR_EMAIL": "betrieb@e2e.example", "OPERATOR_DPO": "Daten Schutz|dsb@e2e.example"}
+
+
 @contextmanager
-def running_stack(smtp, tmp, port, base_url, **env_overrides):
+def running_stack(smtp, tmp, port, base_url, relay_udp_start=47000, **env_overrides):
     """gunicorn, outbox sender and relay on `port` with the three e2e practices, as ./run
-    starts them; `base_url` is where the browsers reach the app (PUBLIC_BASE_URL)."""
+    starts them; `base_url` is where the browsers reach the app (PUBLIC_BASE_URL). A
+    second stack beside the package's needs its own `relay_udp_start`."""
     # Five browsers take one bundled port each at the relay; room to spare for rejoins.
     relay = RelayProcess(tmp / "relay.log", secret=("e2e-relay-" + os.urandom(16).hex()).encode(),
-                         udp_start=47000, udp_size=40, **env_overrides)
+                         udp_start=relay_udp_start, udp_size=40, **env_overrides)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VONAGE_", "FLASK_", "MAIL_", "RELAY_"))}
     env.update(
         FLASK_APP="wsgi.py",
@@ -123,6 +130,7 @@ def running_stack(smtp, tmp, port, base_url, **env_overrides):
         # The relay as ./run starts it; the app and the relay share the secret.
         RELAY_SECRET=relay.secret.decode(),
         RELAY_URL=relay.url,
+        **OPERATOR_ENV,
     )
     env.update(env_overrides)
     stack = Stack(base_url, env, tmp, relay)

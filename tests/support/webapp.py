@@ -27,6 +27,12 @@ def make_config(tmp_path, database_url, **overrides):
         SQLALCHEMY_DATABASE_URI = database_url
         OUTBOX_DIR = str(tmp_path / "outbox")
 
+    if database_url.startswith("postgresql"):
+        # Each test creates and drops the schema: without this every commit waits for
+        # the disk. What a test checks never depends on a commit surviving a power cut.
+        Config.SQLALCHEMY_ENGINE_OPTIONS = {**TestConfig.SQLALCHEMY_ENGINE_OPTIONS,
+                                            "connect_args": {"options": "-c synchronous_commit=off"}}
+
     for key, value in overrides.items():
         setattr(Config, key, value)
     return Config
@@ -75,6 +81,19 @@ def runner(app):
 def csrf_token(client, path="/login"):
     """The CSRF token a page of the client's session carries."""
     return CSRF_RE.search(client.get(path).get_data(as_text=True)).group(1)
+
+
+CONSENT_PATH = "/sprechstunde/geraetetest"
+
+
+def give_consent(client):
+    """The patient or guest of ``client`` (a browser that opened its link) ticks the
+    consent on the device check and goes on, as every patient must before the waiting
+    room and the call socket (issue 12). Returns the response (303 to the device check)."""
+    response = client.post(CONSENT_PATH, data={"consent": "y",
+                                               "csrf_token": csrf_token(client, CONSENT_PATH)})
+    assert response.status_code == 303, response.status_code
+    return response
 
 
 class Auth:

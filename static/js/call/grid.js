@@ -5,6 +5,9 @@ import { $ } from "./page.js";
 
 const SPEAKER_INTERVAL_MS = 500;
 const SPEAKER_MIN_LEVEL = 0.02;
+// No decoded frame and no audio packet from a member for this long: their tile says the
+// connection is broken (as quality.js does for the whole page), not a frozen picture.
+const STALL_MS = 2500;
 
 export class Grid {
   constructor() {
@@ -22,6 +25,7 @@ export class Grid {
     this.rosterVersion = 0;
     this.slots = {}; // mid -> key of whoever's media arrives on that receive m-line
     this.states = {}; // key -> last media-state
+    this.seen = new Set(); // keys whose media arrived at least once in this call
     this.clearMedia();
     this.update();
   }
@@ -29,19 +33,23 @@ export class Grid {
   // The connection that brought the media is gone; who is in the call stays.
   clearMedia() {
     this.tracks = {}; // mid -> remote track
+    this.counters = {}; // mid -> frames decoded (video) or audio packets at the last sample
+    this.arrived = {}; // key -> performance.now() when their media last grew
     if (this.element) this.element.querySelectorAll(".tile video").forEach((v) => { v.srcObject = null; });
     this.#stopSpeaker();
   }
 
-  // True if somebody came or went.
+  // True if somebody came or went. Members "away" (staff or patient off the relay for
+  // now) keep their tile.
   setRoster(message) {
     // Rosters are built in several server threads: an older one may arrive last.
     const version = Number(message.version) || 0;
     if (version < this.rosterVersion) return false;
     this.rosterVersion = version;
-    const keys = () => this.roster.map((p) => p.key).sort().join(",");
+    const keys = () => this.roster.filter((p) => !p.away).map((p) => p.key).sort().join(",");
     const before = keys();
-    this.roster = Array.isArray(message.participants) ? message.participants : [];
+    const away = Array.isArray(message.away) ? message.away.map((p) => Object.assign({}, p, { away: true })) : [];
+    this.roster = (Array.isArray(message.participants) ? message.participants : []).concat(away);
     this.slots = (message.slots && message.slots[this.key]) || {};
     this.update();
     return keys() !== before;
@@ -114,6 +122,7 @@ export class Grid {
       tile.dataset.mic = state.mic ? "on" : "off";
       tile.dataset.screen = state.screen ? "true" : "false";
     }
+    tile.dataset.connection = this.#connection(person);
     const mid = Object.keys(this.slots).find((m) => this.slots[m] === person.key && this.tracks[m] && this.tracks[m].kind === "video");
     const video = tile.querySelector("video");
     const track = mid ? this.tracks[mid] : null;
@@ -124,6 +133,37 @@ export class Grid {
     } else if (!track && current) {
       video.srcObject = null;
     }
+  }
+
+  // "live" while the member's media arrives; "lost" once it stopped, or whenever the
+  // server says they are away (in the call, but off the relay); "connecting" before
+  // their media ever came.
+  #connection(person) {
+    if (person.away) return "lost";
+    const at = this.arrived[person.key];
+    if (at !== undefined && performance.now() - at <= STALL_MS) return "live";
+    return this.seen.has(person.key) ? "lost" : "connecting";
+  }
+
+  // Whose media grew since the last sample (quality.js hands over each getStats report of
+  // the live connection): frames decoded (unless their camera is off) or audio packets
+  // received (a muted microphone still sends silence).
+  follow(report) {
+    const now = performance.now();
+    const counters = {};
+    report.forEach((r) => {
+      if (r.type !== "inbound-rtp" || !r.mid) return;
+      const count = r.kind === "video" ? r.framesDecoded || 0 : r.packetsReceived || 0;
+      counters[r.mid] = count;
+      const key = this.slots[r.mid];
+      if (!key || !(count > (this.counters[r.mid] || 0))) return;
+      const state = this.states[key];
+      if (r.kind === "video" && state && !state.camera && !state.screen) return;
+      this.arrived[key] = now;
+      this.seen.add(key);
+    });
+    this.counters = counters;
+    this.update();
   }
 
   // The loudest remote audio slot above a floor, by its mean level since the last

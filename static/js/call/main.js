@@ -2,22 +2,23 @@
 // room of patients and guests (docs/signalling.md). This module wires the parts: the
 // socket's messages go to the call state, the transport (one at a time: browser to
 // browser, or the media relay for groups) and the page.
-import { addChat, resetFormAfterSending, toggleChat } from "./chat.js";
+import { AudioOnly, showRemoteFlags } from "./audioonly.js";
+import { callActions } from "./actions.js";
+import { addChat, resetFormAfterSending } from "./chat.js";
 import { Grid } from "./grid.js";
 import { LocalMedia } from "./media.js";
 import { P2PTransport } from "./p2p.js";
 import { LostWatch } from "./lost.js";
-import { notice, onActions, role, root, t } from "./page.js";
+import { notice, noticeUnlessError, onActions, role, root, t } from "./page.js";
 import { Quality } from "./quality.js";
 import { RelayTransport } from "./relay.js";
-import { chime, keepRingDialogOpen, ringing, stopRingTone, unlockAudio, unlockOnFirstGesture } from "./ring.js";
+import { showDelay } from "./delay.js";
+import { keepRingDialogOpen, ringing, unlockOnFirstGesture } from "./ring.js";
 import { ScreenShare } from "./screenshare.js";
 import { Screenshots } from "./screenshot.js";
 import { Socket } from "./socket.js";
-import {
-  followBrowserViews, playRemote, remoteVideo, render as show, resetStage, showRemoteMedia, toggleFullscreen,
-  toggleMinimise, viewOf,
-} from "./view.js";
+import { initToolbar } from "./toolbar.js";
+import { followBrowserViews, remoteVideo, render as show, resetStage, showRemoteMedia, viewOf } from "./view.js";
 
 // Guests (further participants, Premium) take part only in group calls, through the relay.
 const guest = role === "guest";
@@ -30,14 +31,19 @@ const call = {
   callState: "idle",
   peerOnline: false,
   deleted: false,
+  takenOver: false, // the link was opened on another device: this one is cut off
   ended: false,
   welcomed: false, // this page had a welcome once: later welcomes are reconnects
+  // This page hung up and the server has not confirmed it yet: said again on every
+  // welcome until the call is over (a hangup sent while Redis was away got no answer).
+  hangupPending: false,
   joined: false, // guests: accepted and not left
+  gaveUp: false, // this page ended the call after CALL_LOST_SECONDS without a connection
   declined: false,
   left: false,
 };
 
-const socket = new Socket({ onMessage: handle, onRefused: deleted });
+const socket = new Socket({ onMessage: handle, onRefused: deleted, onTakenOver: takenOver, onNoConsent: noConsent });
 const send = (message) => socket.send(message);
 const sendMediaState = () => send(Object.assign({ type: "media-state" }, media.state()));
 const media = new LocalMedia({
@@ -48,12 +54,15 @@ const media = new LocalMedia({
 const grid = new Grid();
 const sharing = new ScreenShare({ media, send, sendMediaState });
 const screenshots = new Screenshots({ send, patientVideo: () => grid.videoOf("patient") || remoteVideo });
-const quality = new Quality(() => transport, () => render());
+const quality = new Quality(() => transport, () => render(), (report) => grid.follow(report));
 
 // What a transport may use; read when used, as a welcome brings new ICE servers.
 const ctx = {
   role, media, grid, send, sendMediaState,
   iceServers: [],
+  // "relay": TURN candidates only, so no one learns this browser's address (the server's
+  // ICE_TRANSPORT_POLICY, from the welcome).
+  iceTransportPolicy: "all",
   max: 2, // the tariff's participants: 1 own + (max - 1) receive slots per kind
   isMember,
   // Whether a signal can reach the other side now: this page's socket and the peer's are open.
@@ -75,7 +84,7 @@ function swap(Kind) {
 }
 
 function isMember() {
-  if (call.callState !== "accepted" || call.deleted) return false;
+  if (call.callState !== "accepted" || call.deleted || call.takenOver) return false;
   return guest ? call.joined : true;
 }
 
@@ -98,7 +107,7 @@ const fromPeer = (message) => !message.from || message.from === peerKey;
 
 const handlers = {
   welcome: onWelcome,
-  "call-state": (m) => onCallState(m.state, {}),
+  "call-state": (m) => { if (!hangingUp(m.state)) onCallState(m.state, {}); },
   presence: (m) => onPresence(!!m.peer_online),
   relay: onRelayActive,
   // Whoever is new learns this page's camera and microphone state.
@@ -108,7 +117,10 @@ const handlers = {
   "relay-answer": (m) => transport.receive(m),
   "media-state": (m) => {
     if (m.from) grid.setMediaState(m.from, m);
-    if (fromPeer(m)) showRemoteMedia(m);
+    if (fromPeer(m)) {
+      showRemoteMedia(m);
+      showRemoteFlags(m);
+    }
   },
   "screen-share": (m) => { if (fromPeer(m)) root.dataset.remoteScreen = m.active ? "true" : "false"; },
   "screen-share-ok": () => sharing.allowed(),
@@ -118,6 +130,12 @@ const handlers = {
   chat: (m) => addChat(m, grid.key || role, call.callState === "accepted"),
   error: onError,
   "appointment-deleted": deleted,
+  "taken-over": takenOver,
+  delay: showDelay, // the waiting room: the practice runs late
+  // Staff: the patient or a guest opened the link on another device, which took it over.
+  // Staff: the patient or a guest withdrew their consent (their pages closed).
+  "consent-withdrawn": (m) => notice(t(m.key === "patient" ? "consentWithdrawnPatient" : "consentWithdrawnGuest"), "info"),
+  "device-changed": (m) => notice(t(m.key === "patient" ? "deviceChangedPatient" : "deviceChangedGuest"), "info"),
 };
 
 function handle(message) {
@@ -129,15 +147,49 @@ function onWelcome(message) {
   call.welcomed = true;
   // Only the servers handed out for this call: never a public default.
   ctx.iceServers = Array.isArray(message.iceServers) ? message.iceServers : [];
+  ctx.iceTransportPolicy = message.iceTransportPolicy === "relay" ? "relay" : "all";
   ctx.max = Number(message.maxParticipants) || 2;
   call.peerOnline = !!message.peer_online;
   grid.key = message.key || role;
+  if (reconnect) document.body.dispatchEvent(new CustomEvent("socket-back")); // chat history again
+  if (hangingUp(message.state)) {
+    send({ type: "hangup" });
+    render();
+    return;
+  }
   if (message.relay) swap(RelayTransport);
+  const before = call.callState;
   onCallState(message.state, { welcome: true, reconnect });
+  // The server forgot the call (restarted without its state, or both sides were away):
+  // the page says why it ended instead of silently going back to the start.
+  if (reconnect && !guest && message.state === "idle" && (before === "accepted" || before === "ringing")) {
+    notice(t("callReset"), "error");
+  }
   render();
 }
 
+// While this page's hangup is unconfirmed, the call it hung up is the past: a running one,
+// or for staff a ringing one (a patient cannot hang up a ring; a new ring is not that call).
+function hangingUp(state) {
+  if (!call.hangupPending) return false;
+  // A patient who gave up on a group call leaves the others their call (onCallState).
+  if (call.gaveUp && role !== "staff") {
+    call.hangupPending = false;
+    return false;
+  }
+  if (state === "accepted" || (state === "ringing" && role === "staff")) return true;
+  call.hangupPending = false;
+  return false;
+}
+
 function onError(message) {
+  if (message.code === "logged-out") {
+    // The login ended (logout on another device, idle, 12 h): the reload leads to the login page.
+    socket.stop();
+    transport.close();
+    location.reload();
+    return;
+  }
   if (message.code === "tariff" && sharing.refused(message.message)) return;
   if (guest && call.joined && !transport.pc && JOIN_REFUSALS.includes(message.code)) {
     call.joined = false;
@@ -161,10 +213,20 @@ function onPresence(online) {
 // how: { welcome, reconnect } when the state comes with a (re)connected socket.
 function onCallState(state, how) {
   if (guest) { onGuestCallState(state, how); return; }
+  if (state === "accepted" && call.gaveUp) {
+    // Back after giving up while the call went on without this page (a group call): it
+    // stays over here, as the page said. Staff's hang-up now reaches the server and ends
+    // it for the others too; a patient leaves the others their call.
+    if (how.welcome && role === "staff") send({ type: "hangup" });
+    return;
+  }
+  call.gaveUp = false;
   const before = call.callState;
   call.callState = state;
   if (state === "accepted") {
     if (before !== "accepted" || how.welcome) call.ended = false;
+    // KBV Anlage 31b: at the start, everyone present is introduced; nobody records.
+    if (before !== "accepted" && !how.reconnect) noticeUnlessError(t("callRules"));
     media.ensure().then(() => { if (call.callState === "accepted") transport.start(how); });
   } else if (before === "accepted") {
     call.ended = true;
@@ -211,6 +273,24 @@ function deleted() {
   render();
 }
 
+// No consent in force (withdrawn, here or in another tab): no media any more. The page
+// that says so (and offers to consent again; without any consent it is the device check).
+// Also where this page's own "Einwilligung widerrufen" form leads: the same page either way.
+function noConsent() {
+  socket.stop();
+  endCall();
+  media.release();
+  if (root.dataset.consentUrl) location.assign(root.dataset.consentUrl);
+}
+
+function takenOver() {
+  call.takenOver = true;
+  socket.stop();
+  endCall();
+  media.release();
+  render();
+}
+
 // The call is over for this page; back to a browser-to-browser transport for the next.
 function endCall() {
   transport.close();
@@ -232,7 +312,9 @@ function watchLost(view) {
 
 function gaveUp() {
   if (call.callState !== "accepted" || guest) return;
+  call.hangupPending = true;
   send({ type: "hangup" });
+  call.gaveUp = true;
   call.ended = true;
   call.callState = "ended";
   endCall();
@@ -240,66 +322,11 @@ function gaveUp() {
   notice(t("callLost"), "error");
 }
 
-// ---- the user's actions ---------------------------------------------------------------
+// ---- the user's actions (actions.js) ---------------------------------------------------
 
-// A guest leaves; the call goes on for the others.
-function leave() {
-  call.joined = false;
-  call.left = true;
-  endCall();
-  render();
-}
-
-function hangup() {
-  send({ type: "hangup" });
-  if (guest) { leave(); return; }
-  // Show it at once; the server's call-state "ended" confirms it on both sides.
-  call.ended = true;
-  call.callState = "ended";
-  endCall();
-  render();
-}
-
-function accept() {
-  stopRingTone();
-  send({ type: "accept" });
-  if (guest) {
-    call.joined = true;
-    render();
-  }
-  media.ensure();
-  // The sound of the call may start without another click.
-  unlockAudio();
-}
-
-function decline() {
-  send({ type: "decline" });
-  if (guest) {
-    call.declined = true;
-    media.release();
-    render();
-  }
-}
-
-const actions = {
-  camera: () => media.toggleCamera(),
-  mic: () => media.toggleMic(),
-  screen: () => sharing.toggle(),
-  chat: toggleChat,
-  minimise: () => toggleMinimise(grid.mainVideo(peerKey) || remoteVideo),
-  "switch-camera": () => media.switchCamera(),
-  screenshot: () => screenshots.request(),
-  fullscreen: toggleFullscreen,
-  hangup,
-  ring: () => send({ type: "ring" }),
-  cancel: () => send({ type: "cancel" }),
-  accept,
-  decline,
-  "screenshot-allow": () => screenshots.answer(true),
-  "screenshot-deny": () => screenshots.answer(false),
-  "audio-unblock": () => playRemote(transport.audioSinks()),
-  "ring-test": chime,
-};
+const { actions, leave } = callActions(call, {
+  send, endCall, render, media, sharing, screenshots, grid, peerKey, transport: () => transport,
+});
 
 window.addEventListener("pagehide", () => {
   socket.stop();
@@ -315,6 +342,8 @@ window.sprechzimmerCall = {
 };
 
 onActions(actions);
+initToolbar();
+new AudioOnly(media); // wires its buttons and the offer when the quality stays poor
 followBrowserViews();
 keepRingDialogOpen();
 unlockOnFirstGesture();

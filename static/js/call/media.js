@@ -1,5 +1,6 @@
 // This page's camera and microphone, and the toolbar buttons that switch them.
 import { $, $$, log, notice, root, setPressed, t } from "./page.js";
+import { unavailable } from "./toolbar.js";
 
 const localVideo = $("#local-video");
 
@@ -43,6 +44,8 @@ export class LocalMedia {
     // Bumped on release: an acquisition that was under way then gives its devices back.
     this.generation = 0;
     this.cameraCount = 0;
+    this.cameraBlocked = false; // the browser refused the camera (permission)
+    this.audioOnly = false; // "Nur Ton": no video goes out, on purpose
   }
 
   // What goes out as video: the shared screen, else the camera unless it is off.
@@ -51,7 +54,10 @@ export class LocalMedia {
   }
 
   state() {
-    return { camera: !!(this.camera && this.cameraOn), mic: !!(this.mic && this.micOn), screen: !!this.screen };
+    return {
+      camera: !!(this.camera && this.cameraOn), mic: !!(this.mic && this.micOn), screen: !!this.screen,
+      cameraBlocked: this.cameraBlocked && !this.camera, audioOnly: this.audioOnly,
+    };
   }
 
   // Camera and microphone once per call; what fails is reported, the call goes on
@@ -80,11 +86,16 @@ export class LocalMedia {
         tracks.push(...await gum({ video: videoConstraints(), audio: audioConstraints() }));
       } catch (err) {
         log("camera and microphone", err && err.name);
-        // Denied is denied: asking again for each device would only prompt again.
-        if (err && err.name !== "NotAllowedError" && err.name !== "SecurityError") {
-          for (const c of [{ audio: audioConstraints() }, { video: videoConstraints() }]) {
-            try { tracks.push(...await gum(c)); } catch (e) { log("fallback", e && e.name); }
-          }
+        const denied = err && (err.name === "NotAllowedError" || err.name === "SecurityError");
+        // Denied is denied: asking again for each device would only prompt again; but
+        // where only the camera was refused, the microphone is asked for alone.
+        this.cameraBlocked = !!denied;
+        const mic = denied ? await permission("microphone") : null;
+        const alone = mic === "granted" || (mic !== "denied" && await permission("camera") === "denied");
+        const fallbacks = !denied ? [{ audio: audioConstraints() }, { video: videoConstraints() }]
+          : alone ? [{ audio: audioConstraints() }] : [];
+        for (const c of fallbacks) {
+          try { tracks.push(...await gum(c)); } catch (e) { log("fallback", e && e.name); }
         }
       }
     }
@@ -96,7 +107,7 @@ export class LocalMedia {
     tracks.forEach((track) => this.#use(track));
     this.cameraOn = !!this.camera;
     if (!tracks.length) notice(t("mediaFailed"), "error");
-    else if (!this.camera) notice(t("cameraFailed"), "error");
+    else if (!this.camera) notice(t(this.cameraBlocked ? "cameraBlocked" : "cameraFailed"), "error");
     else if (!this.mic) notice(t("micFailed"), "error");
     localVideo.srcObject = this.stream;
     this.events.tracksChanged();
@@ -130,9 +141,16 @@ export class LocalMedia {
     setPressed("camera", !this.cameraOn);
     setPressed("mic", !this.micOn);
     setPressed("screen", !!this.screen);
-    $$('[data-action="switch-camera"]').forEach((b) => { b.disabled = this.cameraCount < 2 || !this.cameraOn || !!this.screen; });
-    $$('[data-action="screen"]').forEach((b) => { b.disabled = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia); });
-    $$('[data-action="mic"]').forEach((b) => { b.disabled = !this.mic; });
+    setPressed("audio-only", this.audioOnly);
+    const why = {
+      "switch-camera": this.screen ? t("whySharing") : !this.cameraOn ? t("whyCameraOff")
+        : this.cameraCount < 2 ? t("noOtherCamera") : null,
+      screen: navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia ? null
+        : t(navigator.maxTouchPoints > 0 ? "whyScreenPhone" : "whyScreenBrowser"),
+      mic: this.mic ? null : t("whyNoMic"),
+      camera: this.cameraBlocked && !this.camera ? t("cameraBlocked") : null,
+    };
+    Object.entries(why).forEach(([action, reason]) => $$('[data-action="' + action + '"]').forEach((b) => unavailable(b, reason)));
     root.dataset.localCamera = this.cameraOn && this.camera ? "on" : "off";
   }
 
@@ -150,12 +168,25 @@ export class LocalMedia {
       try {
         this.#use(await cameraTrack(videoConstraints({ facingMode: this.facing })));
         this.cameraOn = true;
+        this.audioOnly = false; // the picture is back: no longer "Nur Ton"
         if (!this.screen) await this.events.videoChanged(this.camera);
         localVideo.srcObject = this.stream;
       } catch (e) {
         notice(t("cameraFailed"), "error");
       }
     }
+    this.updateToolbar();
+    this.events.stateChanged();
+  }
+
+  // "Nur Ton": the camera goes off (and its light), the others are told why; off again,
+  // the camera comes back.
+  async setAudioOnly(on) {
+    if (on === this.audioOnly) return;
+    if (on && this.screen) this.stopScreen();
+    if (on) this.audioOnly = true; // before the camera goes: the others hear why at once
+    if (on === this.cameraOn) await this.toggleCamera();
+    this.audioOnly = on;
     this.updateToolbar();
     this.events.stateChanged();
   }
@@ -222,5 +253,14 @@ export class LocalMedia {
     this.events.videoChanged(this.video);
     this.updateToolbar();
     return true;
+  }
+}
+
+// "granted", "denied", "prompt", or null where the browser cannot say.
+async function permission(name) {
+  try {
+    return (await navigator.permissions.query({ name })).state;
+  } catch (e) {
+    return null;
   }
 }

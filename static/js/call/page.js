@@ -37,6 +37,13 @@ export function notice(text, kind) {
   if (kind !== "error") noticeTimer = setTimeout(() => { box.hidden = true; }, 8000);
 }
 
+// An info that must not hide a problem the user has to act on (an error stays up).
+export function noticeUnlessError(text) {
+  const box = $("#call-notice");
+  if (box && !box.hidden && box.classList.contains("call-notice-error")) return;
+  notice(text, "info");
+}
+
 // The call is back: what went wrong on the way is no longer true.
 export function clearErrorNotice() {
   const box = $("#call-notice");

@@ -9,10 +9,11 @@ const STALL_MS = 2500;
 
 export class Quality {
   // current() is the transport of the moment.
-  // onStall() is called when stalled changes.
-  constructor(current, onStall = () => {}) {
+  // onStall() is called when stalled changes; onReport(report) gets every sample.
+  constructor(current, onStall = () => {}, onReport = () => {}) {
     this.current = current;
     this.onStall = onStall;
+    this.onReport = onReport;
     this.timer = null;
     this.last = null;
     this.stalled = false;
@@ -61,6 +62,7 @@ export class Quality {
 
   async #sample() {
     const transport = this.current();
+    const pc = transport.pc;
     const report = await transport.stats();
     if (!report) return;
     let rtt = null;
@@ -81,7 +83,9 @@ export class Quality {
         if (r.kind === "audio") audio += r.packetsReceived || 0;
       }
     });
-    if (transport !== this.current() || !transport.pc) return;
+    // A report of a connection replaced meanwhile says nothing about the new one.
+    if (transport !== this.current() || !transport.pc || transport.pc !== pc) return;
+    this.onReport(report);
     this.#follow(transport.pc, frames, audio);
     let loss = 0;
     if (this.last) {

@@ -9,6 +9,9 @@ import { playRemote } from "./view.js";
 
 // aiortc (the relay) takes no trickled candidates: the offer waits for all of them.
 const GATHERING_TIMEOUT_MS = 5000;
+// An offer sent into a socket that was already dead (a network gone without the browser
+// noticing) gets no answer: join again. The relay answers a join in ~1 s even when busy.
+const ANSWER_TIMEOUT_MS = 10000;
 
 const audioSinks = $("#relay-audio");
 
@@ -52,6 +55,7 @@ export class RelayTransport extends Transport {
   }
 
   close() {
+    clearTimeout(this.answerTimer);
     this.backoff.cancel();
     super.close();
     this.#clearRemoteMedia();
@@ -69,7 +73,9 @@ export class RelayTransport extends Transport {
     const peer = this.openPeer();
     grid.live = true;
     this.joining = true;
-    this.setState("connecting");
+    // A rejoin after a loss stays "reconnecting" (the page says "Verbindung unterbrochen")
+    // until media can flow again.
+    this.setState(this.state === "reconnecting" ? "reconnecting" : "connecting");
     peer.ontrack = (event) => {
       if (this.pc !== peer) return;
       if (event.track.kind === "audio") this.#addRemoteAudio(event.transceiver.mid, event.track);
@@ -91,9 +97,17 @@ export class RelayTransport extends Transport {
     }
     if (this.pc !== peer) return;
     this.ctx.send({ type: "relay-offer", sdp: peer.localDescription.sdp });
+    clearTimeout(this.answerTimer);
+    this.answerTimer = setTimeout(() => {
+      if (this.pc === peer && this.joining) {
+        this.joining = false;
+        this.#retry("no answer");
+      }
+    }, ANSWER_TIMEOUT_MS);
   }
 
   async #onAnswer(sdp) {
+    clearTimeout(this.answerTimer);
     this.joining = false;
     const peer = this.pc;
     if (!peer) return;
@@ -112,6 +126,7 @@ export class RelayTransport extends Transport {
   // An error while this page's offer is out: the relay could not take it.
   #onError(message) {
     if (!this.joining || !this.pc) return;
+    clearTimeout(this.answerTimer);
     this.joining = false;
     if (message.code === "relay") this.#retry("relay error");
     else this.ctx.onRefused(message);

@@ -9,9 +9,10 @@ export class Backoff {
     this.timer = null;
   }
 
-  schedule(fn) {
+  // maxMs: a cap below the last step, for a server that said it will be back soon.
+  schedule(fn, maxMs = Infinity) {
     this.cancel();
-    const base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    const base = Math.min(maxMs, BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)]);
     this.attempt += 1;
     // Jitter, so that the pages of a restarted server do not all return at one instant.
     this.timer = setTimeout(fn, base * (0.75 + Math.random() * 0.5));

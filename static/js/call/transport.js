@@ -16,7 +16,8 @@
 //   audioSinks()         the <audio> elements that play the others
 //   close()              for good; a transport is not started again
 // The context (ctx) is shared and read at use time: ICE servers change with each welcome.
-//   ctx.iceServers, ctx.max, ctx.media (LocalMedia), ctx.grid (Grid), ctx.send(message),
+//   ctx.iceServers, ctx.iceTransportPolicy, ctx.max, ctx.media (LocalMedia), ctx.grid (Grid),
+//   ctx.send(message),
 //   ctx.sendMediaState(), ctx.onState(transport), ctx.isMember(), ctx.onRefused(message)
 // Each transport owns its negotiation and its senders and receivers, so what belongs to
 // one path (perfect negotiation with rollback for P2P; a frame transform for end-to-end
@@ -73,7 +74,11 @@ export class Transport {
   // Only the servers handed out for this call: never a browser's public default.
   openPeer() {
     this.closePeer();
-    const peer = new RTCPeerConnection({ iceServers: this.ctx.iceServers, bundlePolicy: "max-bundle" });
+    const peer = new RTCPeerConnection({
+      iceServers: this.ctx.iceServers,
+      iceTransportPolicy: this.ctx.iceTransportPolicy,
+      bundlePolicy: "max-bundle",
+    });
     this.pc = peer;
     peer.onconnectionstatechange = () => {
       if (this.pc === peer) this.onConnectionState(peer.connectionState);

@@ -14,6 +14,7 @@ function connectionView(connection) {
 // call: { callState, deleted, ended, joined, declined, left } (the last three: guests);
 // connection: the transport's state.
 export function viewOf(call, connection) {
+  if (call.takenOver) return "taken-over";
   if (call.deleted) return "deleted";
   const s = call.callState;
   if (role === "guest") {
@@ -24,6 +25,11 @@ export function viewOf(call, connection) {
     return "waiting";
   }
   if (s === "accepted") return connectionView(connection);
+  if (role === "staff" && s === "offline" && call.peerOnline) {
+    // Rung while the patient was away, and the patient has come since: the headline
+    // says so (as the presence line does) and offers the call, instead of "nicht online".
+    return "arrived";
+  }
   if (role === "patient") {
     if (s === "ringing") return "ringing";
     if (s === "ended" && call.ended) return "ended";

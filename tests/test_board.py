@@ -1,0 +1,311 @@
+"""The "Heute" board (issue 11): today's appointments with where each patient is, live
+over the practice's board socket; the delay notice; the consultation record.
+
+Real sockets against the live app on both hubs (``make_call``), both databases.
+"""
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from websocket import WebSocketException
+
+from app.extensions import db
+from app.patients.models import Appointment
+from app.timeutil import to_local, utcnow
+from tests.support.sockets import Closed
+from tests.support.webapp import logged_in
+
+BOARD = "/patienten/heute"
+
+
+def move_to_now(app, appointment_id, minutes=5, today=True):
+    """The appointment starts ``minutes`` from now (negative: began that long ago).
+
+    The board shows the practice's day, so ``today`` skips the test when that moment is
+    on another day in Berlin (a run a few minutes around midnight): the board would
+    rightly not list it, and the test would fail for the clock, not the code.
+    """
+    start = utcnow() + timedelta(minutes=minutes)
+    if today and to_local(start, "Europe/Berlin").date() != to_local(utcnow(), "Europe/Berlin").date():
+        pytest.skip("too close to midnight in Berlin for an appointment today")
+    with app.app_context():
+        appointment = db.session.get(Appointment, appointment_id)
+        appointment.starts_at = start
+        db.session.commit()
+
+
+def board_html(auth):
+    response = auth.get(BOARD)
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def line(html, appointment_id):
+    start = html.index(f'id="board-appointment-{appointment_id}"')
+    return html[start:html.index("</li>", start)]
+
+
+def todays_call(app, make_call, tariff="premium", **kwargs):
+    call = make_call(tariff, **kwargs)
+    move_to_now(app, call.id)
+    return call
+
+
+def board_socket(call):
+    ws = call.live.connect("/ws/praxis", call.staff_client, label="board")
+    assert ws.take("welcome") == {"type": "welcome"}
+    return ws
+
+
+# -- the board's lines --------------------------------------------------------------------
+
+def test_board_lists_today_only_with_invitation_state(app, make_call):
+    call = make_call()  # three days ahead: not today
+    assert f"board-appointment-{call.id}" not in board_html(call.staff_auth)
+    move_to_now(app, call.id)
+    html = line(board_html(call.staff_auth), call.id)
+    # The patient's link was opened by make_call already.
+    assert 'data-status="opened"' in html and "Link geöffnet" in html
+    page = call.staff_client.get("/patienten").get_data(as_text=True)
+    assert 'id="board"' in page and '/ws/praxis"' in page
+
+
+def test_invited_line_shows_the_delivery_state(app, auth, make_practice, make_appointment):
+    _, email = make_practice()
+    auth.login(email)
+    today = to_local(utcnow() + timedelta(minutes=3), "Europe/Berlin")
+    if today.date() != to_local(utcnow(), "Europe/Berlin").date():
+        pytest.skip("too close to midnight in Berlin for an appointment today")
+    make_appointment(date=today.strftime("%Y-%m-%d"), time=today.strftime("%H:%M"))
+    html = board_html(auth)
+    assert 'data-status="invited"' in html
+    assert "eingeladen" in html and "E-Mail wird gesendet" in html
+
+
+def test_waiting_in_call_done_and_the_record(app, make_call):
+    call = todays_call(app, make_call)
+    board = board_socket(call)
+    patient = call.patient()
+    assert board.take("board", what="waiting")["appointment_id"] == call.id
+    html = line(board_html(call.staff_auth), call.id)
+    assert 'data-status="waiting"' in html and "im Wartezimmer seit" in html
+    assert 'data-waiting-ids="%d"' % call.id in board_html(call.staff_auth)
+
+    staff = call.staff()
+    call.accept(staff, patient)
+    board.take("board", what="call")
+    assert "im Gespräch seit" in line(board_html(call.staff_auth), call.id)
+    staff.send({"type": "hangup"})
+    patient.expect("call-state", state="ended")
+    board.take("board", what="call")
+    html = line(board_html(call.staff_auth), call.id)
+    assert 'data-status="done"' in html and "erledigt" in html
+
+    with app.app_context():
+        a = db.session.get(Appointment, call.id)
+        assert a.call_started_at <= a.call_connected_at <= a.call_ended_at
+        assert a.call_live_since is None and a.call_members == "patient"
+    panel = call.staff_auth.get(f"/patienten/kontakte/{a.contact_id}").get_data(as_text=True)
+    assert "Gesprächsprotokoll" in panel and "record-duration" in panel
+
+    patient.close()
+    board.take("board", what="left")
+    with app.app_context():
+        assert db.session.get(Appointment, call.id).waiting_since is None
+
+
+def test_late_and_overdue_are_marked(app, make_call):
+    call = make_call()
+    move_to_now(app, call.id, minutes=-10)  # began ten minutes ago, nobody there
+    html = line(board_html(call.staff_auth), call.id)
+    assert "board-late" in html and "Patient noch nicht da" in html
+    board = board_socket(call)
+    call.patient()
+    board.take("board", what="waiting")
+    html = line(board_html(call.staff_auth), call.id)
+    # The patient waits past the start: the practice is behind.
+    assert "board-overdue" in html and "Termin überfällig" in html and "board-late" not in html
+
+
+def test_a_waiting_patient_keeps_the_appointment_out_of_the_past(app, make_call):
+    call = make_call()
+    move_to_now(app, call.id, minutes=-60, today=False)  # 20 minutes long: over 40 minutes ago
+    listing = call.staff_auth.get("/patienten/liste").get_data(as_text=True)
+    assert listing.index("Vergangene Termine") < listing.index("Erika Mustermann")
+    call.patient()
+    listing = call.staff_auth.get("/patienten/liste").get_data(as_text=True)
+    assert f'id="appointment-row-{call.id}"' in listing
+
+
+def test_a_chat_message_of_the_patient_tells_the_board(app, make_call):
+    call = todays_call(app, make_call)
+    board = board_socket(call)
+    token = call.patient_client.get("/sprechstunde").get_data(as_text=True)
+    csrf = token.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+    response = call.patient_client.post("/sprechstunde/chat/nachrichten", data={"text": "Hallo"},
+                                        headers={"X-CSRFToken": csrf, "HX-Request": "true"})
+    assert response.status_code == 201
+    assert board.take("board", what="chat")["appointment_id"] == call.id
+    assert "ungelesene Nachricht" in line(board_html(call.staff_auth), call.id)
+
+
+# -- who gets the board socket ------------------------------------------------------------
+
+def test_another_practices_board_never_hears_of_it(app, make_call):
+    ours, theirs = todays_call(app, make_call), todays_call(app, make_call)
+    their_board = board_socket(theirs)
+    ours.patient()
+    theirs.patient()
+    # The first news on their board is about their own appointment, never ours.
+    first = their_board.take("board")
+    assert first["appointment_id"] == theirs.id
+    assert all(m.get("appointment_id") != ours.id for m in their_board.backlog)
+    # Their board's fragment does not list ours either.
+    assert f"board-appointment-{ours.id}" not in board_html(theirs.staff_auth)
+
+
+def test_board_socket_needs_a_login_and_our_origin(app, make_call):
+    call = make_call()
+    with pytest.raises(WebSocketException):  # the login check answers with a redirect
+        call.live.connect("/ws/praxis", app.test_client())
+    foreign = call.live.connect("/ws/praxis", call.staff_client, origin="https://evil.example")
+    assert foreign.closed_with() == 1008
+
+
+def test_board_socket_closes_after_logout(app, make_call):
+    call = make_call()
+    app.config["SESSION_CHECK_SECONDS"] = 0.2
+    board = board_socket(call)
+    call.staff_auth.logout()
+    with pytest.raises(Closed) as closed:
+        board.take("never")
+    assert closed.value.code == 1008
+
+
+# -- delay notice -------------------------------------------------------------------------
+
+def delay(call, **data):
+    prefix = f"d{call.id}-"
+    return call.staff_auth.post(f"/patienten/termine/{call.id}/verspaetung",
+                                data={prefix + k: v for k, v in data.items()})
+
+
+def test_delay_pick_and_text_reach_the_waiting_room(app, make_call):
+    call = todays_call(app, make_call, guests=1)
+    patient, guest = call.patient(), call.guest()
+    response = delay(call, action="10")
+    assert response.status_code == 200
+    assert "Ihr Termin beginnt ca. 10 Min. später." in response.get_data(as_text=True)
+    assert patient.expect("delay") == {"type": "delay", "minutes": 10}
+    assert guest.expect("delay") == {"type": "delay", "minutes": 10}
+    page = call.patient_client.get("/sprechstunde").get_data(as_text=True)
+    assert "Ihr Termin beginnt ca. 10 Min. später." in page
+    local = to_local(utcnow() + timedelta(minutes=5), "Europe/Berlin")
+    if local.date() == to_local(utcnow(), "Europe/Berlin").date():
+        assert "Ihr Termin beginnt um" in page
+
+    assert delay(call, action="text", text="Wir rufen nach 11 Uhr an & bitten um Geduld.").status_code == 200
+    assert patient.expect("delay") == {"type": "delay", "text": "Wir rufen nach 11 Uhr an & bitten um Geduld."}
+    page = call.patient_client.get("/sprechstunde").get_data(as_text=True)
+    assert "Wir rufen nach 11 Uhr an &amp; bitten um Geduld." in page
+
+    assert delay(call, action="clear").status_code == 200
+    assert patient.expect("delay") == {"type": "delay"}
+    with app.app_context():
+        a = db.session.get(Appointment, call.id)
+        assert (a.delay_minutes, a.delay_notice) == (None, None)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"action": "text", "text": "x" * 10_000}, "Der Hinweis darf höchstens 200 Zeichen lang sein."),
+    ({"action": "text", "text": "x" * 201}, "Der Hinweis darf höchstens 200 Zeichen lang sein."),
+    ({"action": "text", "text": "<script>alert(1)</script>"}, "Bitte ohne spitze Klammern"),
+    ({"action": "text", "text": "Bitte <b>warten</b>"}, "Bitte ohne spitze Klammern"),
+    ({"action": "text", "text": "   "}, "Bitte geben Sie einen Hinweis ein."),
+    ({"action": "text", "text": "Gleich\u202edran"}, "unsichtbare Steuerzeichen"),
+    ({"action": "7"}, "Bitte wählen Sie eine Verspätung aus."),
+    ({}, "Bitte wählen Sie eine Verspätung aus."),
+])
+def test_bad_delay_input_is_refused_and_changes_nothing(app, make_call, data, message):
+    call = make_call()
+    assert delay(call, action="15").status_code == 200
+    response = delay(call, **data)
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert message in body and "<script>alert" not in body
+    with app.app_context():
+        a = db.session.get(Appointment, call.id)
+        assert (a.delay_minutes, a.delay_notice) == (15, None)
+
+
+def test_delay_of_another_practices_appointment_is_404(app, make_call):
+    ours, theirs = make_call(), make_call()
+    response = ours.staff_auth.post(f"/patienten/termine/{theirs.id}/verspaetung",
+                                    data={f"d{theirs.id}-action": "10"})
+    assert response.status_code == 404
+    with app.app_context():
+        assert db.session.get(Appointment, theirs.id).delay_minutes is None
+
+
+# -- the month's records as CSV -----------------------------------------------------------
+
+def test_month_csv_for_billing(app, make_call):
+    call = todays_call(app, make_call)
+    staff, patient = call.accepted()
+    staff.send({"type": "hangup"})
+    patient.expect("call-state", state="ended")
+    month = to_local(utcnow() + timedelta(minutes=5), "Europe/Berlin").strftime("%Y-%m")
+    response = call.staff_auth.get(f"/patienten/abrechnung.csv?monat={month}", htmx=False)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    raw = response.get_data()
+    assert raw.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+    assert rows[0] == ["Termin-Nr.", "Datum", "Uhrzeit", "Patient", "Begonnen", "Verbunden",
+                       "Beendet", "Dauer (Minuten)", "Teilnehmende"]
+    assert rows[1][0] == str(call.id) and rows[1][3] == "Erika Mustermann"
+    assert rows[1][8] == "Patient" and "," in rows[1][7]
+    # Another practice's export has no line of ours.
+    other = make_call()
+    theirs = other.staff_auth.get(f"/patienten/abrechnung.csv?monat={month}", htmx=False)
+    assert len(list(csv.reader(io.StringIO(theirs.get_data(as_text=True)), delimiter=";"))) == 1
+
+
+@pytest.mark.parametrize("month", ["", "2026", "2026-13", "abc-def", "1999-01"])
+def test_month_csv_needs_a_month(app, auth, make_practice, month):
+    _, email = make_practice()
+    staff = logged_in(app, email)
+    response = staff.get(f"/patienten/abrechnung.csv?monat={month}")
+    assert response.status_code == 422
+    assert "Bitte wählen Sie einen Monat" in response.get_data(as_text=True)
+
+
+def test_boards_fetching_after_one_change_share_one_render(app, make_call):
+    call = todays_call(app, make_call)
+    board = board_socket(call)
+    call.patient()
+    change = board.take("board", what="waiting")["change"]
+    first = board_html_after(call.staff_auth, change)
+    assert 'data-status="waiting"' in line(first, call.id)
+    # Changed meanwhile: a fetch after the same news gets the same render, a plain one
+    # (page load, appointments-changed, the minute's refresh) the board as it is now.
+    move_to_now(app, call.id, minutes=7)
+    assert board_html_after(call.staff_auth, change) == first
+    assert board_html(call.staff_auth) != first
+    # Another practice naming our change gets its own board, never ours.
+    other = todays_call(app, make_call)
+    theirs = board_html_after(other.staff_auth, change)
+    assert f"board-appointment-{call.id}" not in theirs and f"board-appointment-{other.id}" in theirs
+
+
+def board_html_after(auth, change):
+    response = auth.get(f"{BOARD}?nach={change}")
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def test_the_patients_page_offers_the_month_export(app, make_call):
+    call = make_call()
+    page = call.staff_client.get("/patienten").get_data(as_text=True)
+    assert 'action="/patienten/abrechnung.csv"' in page and 'name="monat" type="month"' in page

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.support.calls",
     "tests.support.relay",
     "tests.support.redis_stack",
+    "tests.support.runs",
 ]

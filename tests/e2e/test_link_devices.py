@@ -23,6 +23,10 @@ def test_the_second_device_takes_over_and_everyone_sees_it(logged_in, other_page
     staff.get_by_role("button", name="Anruf starten").click()
     expect(staff).to_have_url(re.compile(r"/anruf/\d+$"))
     expect(first.get_by_role("dialog", name="Ihre Praxis ruft an")).to_be_visible()
+    # The news of the change goes to the call pages connected then: the staff page's
+    # socket must be open (under load it connects after the patient's ring has begun).
+    expect(staff.locator("#call")).to_have_attribute("data-socket", "open")
+    expect(staff.get_by_text("Es klingelt beim Patienten")).to_be_visible()
 
     second = more_pages()
     second.goto(link)

@@ -17,4 +17,5 @@ tests/e2e/steps.py for the browser steps), never from another test module.
     chromium    real Chromium: arguments, contexts, PageWatch
     page_media  what a call page receives, from getStats
     ports, waiting, processes   free ports, hang guards, /proc
+    runs        which tests ./test runs side by side and which alone (``serial``)
 """

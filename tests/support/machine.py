@@ -7,7 +7,16 @@ import shutil
 
 import pytest
 
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/sprechzimmer_test")
+
+def worker_suffix():
+    """``_gw0``, ``_gw1`` … on a pytest-xdist worker (./test, tests/support/runs.py), else
+    ``""``: each worker has a PostgreSQL database of its own, since every test creates and
+    drops the schema."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return f"_{worker}" if worker else ""
+
+
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/sprechzimmer_test") + worker_suffix()
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CHROMIUM = "/usr/bin/chromium"
 CADDY = "/usr/bin/caddy"

@@ -10,11 +10,13 @@ from datetime import timedelta
 import pytest
 from websocket import WebSocketException
 
+from app.auth.audit import CONTACT_VIEW, AuditEntry
 from app.extensions import db
-from app.patients.models import Appointment
+from app.ops import retention
+from app.patients.models import Appointment, Cancellation
 from app.timeutil import to_local, utcnow
 from tests.support.sockets import Closed
-from tests.support.webapp import logged_in
+from tests.support.webapp import give_consent, logged_in
 
 BOARD = "/patienten/heute"
 
@@ -309,3 +311,93 @@ def test_the_patients_page_offers_the_month_export(app, make_call):
     call = make_call()
     page = call.staff_client.get("/patienten").get_data(as_text=True)
     assert 'action="/patienten/abrechnung.csv"' in page and 'name="monat" type="month"' in page
+
+
+# -- the open panel's part that changes on its own -------------------------------------
+
+def test_the_panels_changing_part_comes_alone_unlogged_and_only_to_the_practice(app, make_call):
+    call = make_call(consent=False)
+    url = f"/patienten/termine/{call.id}/stand"
+
+    def state():
+        response = call.staff_client.get(url, headers={"HX-Request": "true"})
+        assert response.status_code == 200
+        return response.get_data(as_text=True)
+
+    def looks():
+        with app.app_context():
+            return db.session.scalar(db.select(db.func.count()).select_from(AuditEntry)
+                                     .filter_by(action=CONTACT_VIEW))
+
+    before, html = looks(), state()
+    assert html.lstrip().startswith(f'<div id="appointment-{call.id}-state"')
+    assert f'hx-trigger="appointment-changed-{call.id} from:body"' in html
+    assert "noch nicht erteilt" in html and 'class="delivery-state' in html
+    # What the patient does shows on the next fetch; fetching is no look at the patient.
+    give_consent(call.patient_client)
+    assert "erteilt am" in state()
+    assert looks() == before
+    other = make_call()
+    assert other.staff_client.get(url, headers={"HX-Request": "true"}).status_code == 404
+
+
+# -- "abgesagt" ---------------------------------------------------------------------------
+
+def delete_appointment(call):
+    response = call.staff_auth.post(f"/patienten/termine/{call.id}/loeschen")
+    assert response.status_code == 200
+    return response
+
+
+def test_a_deleted_appointment_of_today_stays_on_the_board_as_cancelled(app, make_call):
+    call = todays_call(app, make_call)
+    board = board_socket(call)
+    other = todays_call(app, make_call)
+    delete_appointment(call)
+    assert board.take("board", what="cancelled")["appointment_id"] == call.id
+    html = line(board_html(call.staff_auth), call.id)
+    assert 'data-status="cancelled"' in html and "abgesagt" in html and "Erika Mustermann" in html
+    assert "board-late" not in html and "board-overdue" not in html
+    # Only the practice's own board, only today; the link is dead all the same.
+    assert f"board-appointment-{call.id}" not in board_html(other.staff_auth)
+    assert call.patient_client.get("/sprechstunde").status_code in (403, 404)
+    with app.app_context():
+        assert db.session.get(Cancellation, call.id).contact_id is not None
+        assert db.session.get(Appointment, call.id) is None
+
+
+def test_what_is_not_cancelled_leaves_nothing_behind(app, make_call):
+    # Already over, or held: deleting it is tidying up, not calling it off.
+    over = make_call()
+    move_to_now(app, over.id, minutes=-60, today=False)
+    delete_appointment(over)
+    held = todays_call(app, make_call)
+    staff, patient = held.both()
+    held.accept(staff, patient)
+    staff.send({"type": "hangup"})
+    staff.take("call-state", state="ended")
+    delete_appointment(held)
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Cancellation)) == 0
+    assert f"board-appointment-{held.id}" not in board_html(held.staff_auth)
+
+
+def test_a_cancellation_goes_with_the_contact_and_with_retention(app, make_call):
+    first, second = todays_call(app, make_call), make_call()
+    delete_appointment(first)
+    delete_appointment(second)
+    with app.app_context():
+        contact_id = db.session.get(Cancellation, first.id).contact_id
+        starts = db.session.get(Cancellation, second.id).starts_at
+    # The person's export (DSGVO Art. 15) names it; erasure (Art. 17) takes it.
+    export = first.staff_client.get(f"/patienten/kontakte/{contact_id}/daten.json").get_json()
+    assert [c["id"] for c in export["cancelled_appointments"]] == [first.id]
+    response = first.staff_auth.post(f"/patienten/kontakte/{contact_id}/loeschen")
+    assert response.status_code == 200, response.status_code
+    with app.app_context():
+        assert db.session.get(Cancellation, first.id) is None
+        # Retention as of today keeps it; 91 days after the appointment's time it goes.
+        assert retention.purge()["cancellations"] == 0
+        assert db.session.get(Cancellation, second.id) is not None
+        assert retention.purge(now=starts + timedelta(days=91))["cancellations"] == 1
+        assert db.session.get(Cancellation, second.id) is None

@@ -72,7 +72,7 @@ def test_nothing_goes_before_the_retention_and_everything_after(app, day):
         # Today's login and audit entries are 92 days old by then (test_dead_logins and
         # test_audit_entries_go_after_the_retention): they go, the appointments stay.
         assert {kind: n for kind, n in done.items() if kind not in ("sessions", "audit")} == {
-            "appointments": 0, "contacts": 0, "messages": 0}
+            "appointments": 0, "cancellations": 0, "contacts": 0, "messages": 0}
     assert counts(app) == before
 
     # 91 days on: Erika's first appointment and Max's go, with the guest, the chat, the
@@ -98,7 +98,7 @@ def test_a_shorter_retention_and_the_command(app, day, runner):
     # The command with the clock as it is: nothing is seven days old yet.
     result = runner.invoke(args=["retention", "purge", "--days", "7"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "appointments=0 contacts=0 messages=0 sessions=0 audit=0"
+    assert result.output.strip() == "appointments=0 cancellations=0 contacts=0 messages=0 sessions=0 audit=0"
     # More than three months is refused, by the command and at the start.
     assert runner.invoke(args=["retention", "purge", "--days", "93"]).exit_code != 0
 

@@ -5,6 +5,7 @@
 - appointments that began before the cutoff, and with them (the database's ON DELETE
   CASCADE, on SQLite through PRAGMA foreign_keys) their participants, link devices,
   the patients' and guests' consents, submission keys, chat messages and delivery rows;
+- what deleted appointments left for their day's board (cancellations), by the same rule;
 - contacts left without any appointment and unchanged since the cutoff (the "earlier
   invited person" picker keeps a contact as long as its last appointment);
 - delivery rows that outlived their appointment (cancellations) or never had one
@@ -27,7 +28,7 @@ from app.auth.audit import AuditEntry
 from app.auth.models import LoginSession
 from app.extensions import db
 from app.invitations.models import OutboxMessage
-from app.patients.models import Appointment, Contact
+from app.patients.models import Appointment, Cancellation, Contact
 from app.timeutil import utcnow
 
 log = logging.getLogger("sprechzimmer.retention")
@@ -49,6 +50,7 @@ def purge(now=None, days=None, batch=BATCH):
     now = now or utcnow()
     before = cutoff(now, days)
     counts = {"appointments": _purge_appointments(before, batch)}
+    counts["cancellations"] = _delete(delete(Cancellation).where(Cancellation.starts_at < before))
     no_appointment = ~exists().where(Appointment.contact_id == Contact.id)
     counts["contacts"] = _delete(delete(Contact).where(no_appointment, Contact.updated_at < before))
     counts["messages"] = _delete(delete(OutboxMessage).where(

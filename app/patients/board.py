@@ -19,11 +19,12 @@ from app.extensions import db, hub
 from app.hub import HubUnavailable, channel
 from app.invitations.models import FAILED, SENT
 from app.patients import consent
-from app.patients.models import Appointment
+from app.patients.models import Appointment, Cancellation, Contact
 from app.roles import Role
 from app.timeutil import local_to_utc, to_local, utcnow
 
 INVITED, OPENED, WAITING, IN_CALL, DONE = "invited", "opened", "waiting", "in-call", "done"
+CANCELLED = "cancelled"
 
 DELIVERY_WORDS = {SENT: _l("zugestellt"), FAILED: _l("nicht zustellbar")}
 
@@ -44,6 +45,17 @@ class Line:
         return self.status == WAITING
 
 
+@dataclass
+class CalledOff:
+    """A cancelled appointment (models.Cancellation) as a board line reads an appointment."""
+    id: int
+    contact_id: int
+    contact: Contact
+    starts_at: datetime
+    delay_minutes = None
+    delay_notice = None
+
+
 def day_bounds(practice, now=None):
     """Today in the practice's zone, as naive UTC [start, end)."""
     local_day = to_local(now or utcnow(), practice.timezone).date()
@@ -60,6 +72,16 @@ def todays_appointments(practice, now=None):
                Appointment.starts_at >= start, Appointment.starts_at < end)
         .options(db.joinedload(Appointment.contact), db.selectinload(Appointment.messages))
         .order_by(Appointment.starts_at, Appointment.id)
+    ).scalars().all()
+
+
+def todays_cancellations(practice, now=None):
+    start, end = day_bounds(practice, now)
+    return db.session.execute(
+        db.select(Cancellation)
+        .where(Cancellation.practice_id == practice.id,
+               Cancellation.starts_at >= start, Cancellation.starts_at < end)
+        .options(db.joinedload(Cancellation.contact))
     ).scalars().all()
 
 
@@ -109,7 +131,13 @@ def lines(practice, now=None):
     words[None] = str(_l("wird gesendet"))
     appointments = todays_appointments(practice, now)
     withdrawn = consent.withdrawn_patients([a.id for a in appointments])
-    return [line_of(a, practice, now, words, a.id in withdrawn) for a in appointments]
+    active = [line_of(a, practice, now, words, a.id in withdrawn) for a in appointments]
+    called_off = [
+        Line(appointment=CalledOff(c.appointment_id, c.contact_id, c.contact, c.starts_at),
+             status=CANCELLED, since=to_local(c.cancelled_at, practice.timezone),
+             late=False, overdue=False, deliveries=[])
+        for c in todays_cancellations(practice, now)]
+    return sorted(active + called_off, key=lambda ln: (ln.appointment.starts_at, ln.appointment.id))
 
 
 # -- one render for every board that fetches after the same change ---------------------

@@ -12,7 +12,7 @@ from app import events
 from app.extensions import db
 from app.invitations.models import OutboxMessage
 from app.patients import consent
-from app.patients.models import Appointment, Participant
+from app.patients.models import Appointment, Cancellation, Participant
 from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,13 @@ def export(practice, contact):
                            "status": m.status, "sent_at": _iso(m.sent_at)} for m in deliveries],
         # The patient's own consents on the device check (given, withdrawn, which wording).
         "consents": consent.export(ids),
+        # Appointments the practice called off: their day's board shows them (board.py);
+        # retention takes them like the appointments.
+        "cancelled_appointments": [
+            {"id": c.appointment_id, "starts_at": _iso(c.starts_at),
+             "cancelled_at": _iso(c.cancelled_at)}
+            for c in db.session.scalars(db.select(Cancellation).filter_by(contact_id=contact.id)
+                                        .order_by(Cancellation.starts_at))],
     }
     for _receiver, part in events.contact_export.send(contact.id, appointment_ids=ids):
         data.update(part or {})

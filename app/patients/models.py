@@ -223,3 +223,24 @@ class VisitorConsent(db.Model):
     wording = db.Column(db.Integer, nullable=False)
     given_at = db.Column(db.DateTime, nullable=False, default=utcnow)  # UTC
     withdrawn_at = db.Column(db.DateTime)  # UTC
+
+
+class Cancellation(db.Model):
+    """What stays of an appointment the practice deleted before it took place: enough for
+    that day's "Heute" board to say "abgesagt" (issue 11), nothing of the appointment's
+    content (no link, no consent, no chat). ``appointment_id`` is the deleted
+    appointment's id, so a board that showed the line keeps its place. It goes with the
+    contact, and with retention like the appointment would have.
+    """
+
+    appointment_id = db.Column(db.Integer, primary_key=True, autoincrement=False)
+    practice_id = db.Column(
+        db.Integer, db.ForeignKey("practice.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    contact_id = db.Column(
+        db.Integer, db.ForeignKey("contact.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    starts_at = db.Column(db.DateTime, nullable=False, index=True)  # UTC
+    cancelled_at = db.Column(db.DateTime, nullable=False, default=utcnow)  # UTC
+
+    contact = db.relationship("Contact")

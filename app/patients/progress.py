@@ -116,3 +116,8 @@ def took_part(appointment_id, key):
 def notify(appointment, what):
     """Something else on the appointment's line changed (a delay notice, a chat message)."""
     _tell(appointment.practice_id, appointment.id, what)
+
+
+def cancelled(practice_id, appointment_id):
+    """The practice deleted the appointment: the other boards drop it (or say "abgesagt")."""
+    _tell(practice_id, appointment_id, "cancelled")

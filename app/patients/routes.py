@@ -163,6 +163,18 @@ def panel(contact_id):
 
 # -- delay notice and consultation record (issue 11) -----------------------------------
 
+@bp.route("/patienten/termine/<int:appointment_id>/stand")
+def appointment_state(appointment_id):
+    """The part of the panel that changes on its own (record, consent, delivery), fetched
+    when the board socket names this appointment. No audit entry: the panel's opening
+    was the look at the patient's data; this keeps what is on screen true."""
+    practice = current_practice()
+    appointment = load_in_practice(Appointment, appointment_id, practice)
+    return render("patients/index.html", "patients/_appointment_state.html", a=appointment,
+                  record_of=record.record_of, invitations_of=invitations.delivery_states,
+                  **_lists_for_page(practice))
+
+
 def _delay_form(appointment):
     return delay.DelayForm(formdata=None, prefix=f"d{appointment.id}")
 

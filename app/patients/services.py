@@ -7,8 +7,8 @@ from sqlalchemy.exc import IntegrityError
 from app import events, invitations
 from app.auth import audit
 from app.extensions import db
-from app.patients import submissions
-from app.patients.models import Appointment, Contact
+from app.patients import progress, submissions
+from app.patients.models import Appointment, Cancellation, Contact
 from app.timeutil import utcnow
 from app.tokens import new_token
 
@@ -112,9 +112,16 @@ def _commit_keeping_state():
 def delete_appointment(appointment):
     appointment_id, practice_id = appointment.id, appointment.practice_id
     invitations.queue_cancellation(appointment)
+    called = appointment.call_live_since is not None or appointment.call_ended_at is not None
+    if not called and appointment.ends_at > utcnow():
+        # Called off before it took place: its day's board says "abgesagt" (board.py).
+        db.session.add(Cancellation(appointment_id=appointment_id, practice_id=practice_id,
+                                    contact_id=appointment.contact_id,
+                                    starts_at=appointment.starts_at))
     db.session.delete(appointment)
     db.session.commit()
     events.appointment_deleted.send(appointment_id, practice_id=practice_id)
+    progress.cancelled(practice_id, appointment_id)
 
 
 def search_contacts(practice, query):

@@ -11,6 +11,7 @@
   var socket = null;
   var backoff = 1000;
   var pingTimer = null;
+  var welcomed = false; // a later welcome is a reconnect
 
   function board() { return document.getElementById("board"); }
 
@@ -84,6 +85,16 @@
     known = ids;
   }
 
+  // The open panel's parts that change on their own (patients/_appointment_state.html)
+  // fetch themselves again when the news names their appointment; after a reconnect
+  // every one of them, since any may have changed meanwhile.
+  function tellPanel(id) {
+    if (!window.htmx) return;
+    var ids = id ? [id] : Array.prototype.map.call(document.querySelectorAll(".appointment-state"),
+      function (el) { return el.id.replace(/^appointment-(\d+)-state$/, "$1"); });
+    ids.forEach(function (each) { window.htmx.trigger(document.body, "appointment-changed-" + each); });
+  }
+
   function connect() {
     var el = board();
     if (!el || !window.WebSocket) return;
@@ -102,6 +113,9 @@
       try { message = JSON.parse(event.data); } catch (e) { return; }
       // A welcome after a reconnect: what changed meanwhile is fetched too.
       if (message.type === "board" || message.type === "welcome") refresh(message.change);
+      if (message.type === "board") tellPanel(message.appointment_id);
+      else if (message.type === "welcome" && welcomed) tellPanel(null);
+      if (message.type === "welcome") welcomed = true;
     });
     socket.addEventListener("close", function (event) {
       clearInterval(pingTimer);

@@ -30,11 +30,17 @@ def test_board_delay_call_and_record(logged_in, other_page, smtp, stack):
     post_appointment(staff, stack, first_name=NAME[0], last_name=NAME[1], email=EMAIL, date=day, time=clock)
     link = smtp.invitation_link(EMAIL)
 
-    staff.goto("/patienten")
+    appointment_id = open_panel(staff, " ".join(NAME))
     line = staff.locator("#board .board-line", has_text=" ".join(NAME))
     expect(line).to_contain_text("eingeladen")
     expect(staff.locator("html")).to_have_attribute("data-board-socket", "open")
     staff.evaluate(CHIMES)
+    # The open panel keeps itself true without a reload: the delivery, and the consent
+    # the patient gives below.
+    state = staff.locator(f"#appointment-{appointment_id}-state")
+    expect(state.locator('.delivery-state[data-channel="email"]')).to_have_attribute("data-status", "sent")
+    consent = state.locator('.consent-state[data-who="patient"]')
+    expect(consent).to_contain_text("noch nicht erteilt")
 
     patient_waits(patient, link)
     entered = time.monotonic()
@@ -44,8 +50,9 @@ def test_board_delay_call_and_record(logged_in, other_page, smtp, stack):
     expect(staff).to_have_title(re.compile(r"^\(1\) Patienten"))
     expect(patient.locator(".appointment-time")).to_have_text(f"Ihr Termin beginnt um {clock} Uhr.")
 
+    expect(consent).to_contain_text(re.compile(r"erteilt am \d\d\.\d\d\.\d{4}"))
+
     # The delay notice, picked in the panel, is in the waiting room at once.
-    appointment_id = open_panel(staff, " ".join(NAME))
     staff.locator(f"#appointment-{appointment_id}-delay").get_by_role("button", name="ca. 10 Min. später").click()
     expect(patient.locator("#delay-notice")).to_have_text("Ihr Termin beginnt ca. 10 Min. später.")
     expect(staff.locator(f"#appointment-{appointment_id}-delay")).to_contain_text("Der Patient sieht:")

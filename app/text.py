@@ -25,6 +25,10 @@ def hidden_characters(value: str) -> list[str]:
     return [f"U+{ord(ch):04X}" for ch in value if unicodedata.category(ch) in HIDDEN_CATEGORIES]
 
 
+# The languages patients and guests get their e-mails and SMS in: German, or English for
+# those who do not read German (templates/email/en/, templates/sms/en/). Each named in itself.
+MESSAGE_LANGUAGES = (("de", "Deutsch"), ("en", "English"))
+
 NAME_MAX = 100
 HIDDEN_IN_NAME = _l("Der Name enthält unsichtbare Steuerzeichen (z. B. eine Umkehr der "
                     "Schreibrichtung). Bitte tippen Sie ihn neu ein.")

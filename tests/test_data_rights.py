@@ -57,7 +57,7 @@ def test_the_export_holds_the_persons_data_and_nobody_elses(app, make_practice, 
     assert response.headers["Cache-Control"] == "no-store"
     data = json.loads(response.get_data(as_text=True))
     assert data["contact"] == {"first_name": "Erika", "last_name": "Mustermann", "email": "erika@example.org",
-                               "mobile": None, "created_at": data["contact"]["created_at"]}
+                               "mobile": None, "language": "de", "created_at": data["contact"]["created_at"]}
     assert [a["id"] for a in data["appointments"]] == [ids["first"], ids["second"]]
     assert data["appointments"][0]["further_participants"] == 1
     assert data["appointments"][0]["consent_text"]

@@ -9,7 +9,7 @@ from icalendar import Calendar
 
 from app.extensions import db
 from app.patients.models import Appointment
-from tests.support.forms import created_ids, future_slot
+from tests.support.forms import appointment_form, created_ids, future_slot, row_counts
 from tests.support.outbox import deliver, link_in, outbox, text_of
 from tests.support.webapp import Auth, give_consent
 
@@ -183,3 +183,55 @@ def test_watch_of_another_practice_is_not_found(app, invite, make_practice):
     other = Auth(app.test_client())
     other.login(other_email)
     assert other.get(f"/patienten/termine/{appointment_id}/zustellung").status_code == 404
+
+
+# -- in English, for patients who do not read German (issue 11) ---------------------------
+
+def test_an_english_patient_gets_every_message_in_english(app, smtp, invite, auth):
+    appointment_id, _ = invite(language="en")
+    message = the_email(app, smtp)
+    assert message["Subject"] == f"Invitation to a video consultation with {PRACTICE}"
+    when = f"{invite.day.strftime('%A')}, {invite.day.day} {invite.day.strftime('%B %Y')} at 10:30"
+    text, html = text_of(message), text_of(message, "html")
+    link, _ = link_in(text)
+    for body in (text, html):
+        assert "Dear Erika Mustermann" in body and "invites you to a video consultation" in body
+        assert when in body and "Expected duration: 45 minutes" in body and link in body
+        assert "Guten Tag" not in body and "Videosprechstunde bei" not in body
+    assert '<html lang="en">' in html
+    (attachment,) = list(message.iter_attachments())
+    event = Calendar.from_ical(attachment.get_content()).walk("VEVENT")[0]
+    assert str(event["SUMMARY"]) == f"Video consultation with {PRACTICE}"
+    # The link opens the pages in English too, in a browser that asks for German.
+    patient = app.test_client()
+    opened = patient.get(link_in(text)[1], headers={"Accept-Language": "de-DE,de"})
+    page = patient.get(opened.headers["Location"], headers={"Accept-Language": "de-DE,de"})
+    assert '<html lang="en"' in page.get_data(as_text=True)
+
+    # The change and the cancellation follow the person's language too.
+    form = auth.client.get(f"/patienten/termine/{appointment_id}/bearbeiten").get_data(as_text=True)
+    assert '<option selected value="en">English</option>' in form
+    response = auth.post(f"/patienten/termine/{appointment_id}/bearbeiten", data={
+        f"e{appointment_id}-{k}": v for k, v in {
+            "first_name": "Erika", "last_name": "Mustermann", "email": "erika@example.org",
+            "mobile": "", "language": "en", "date": invite.day.isoformat(), "time": "11:00",
+            "duration": "45"}.items()})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert deliver(app) == 1
+    update = smtp.wait_for(2)[1]
+    assert update["Subject"] == f"Appointment changed: video consultation with {PRACTICE}"
+    assert "has changed your video consultation appointment" in text_of(update)
+    assert auth.post(f"/patienten/termine/{appointment_id}/loeschen").status_code == 200
+    assert deliver(app) == 1
+    cancellation = smtp.wait_for(3)[2]
+    assert cancellation["Subject"] == f"Appointment cancelled: video consultation with {PRACTICE}"
+    assert "has been cancelled" in text_of(cancellation) and "at 11:00" in text_of(cancellation)
+
+
+def test_a_language_nobody_offered_is_refused_beside_the_field(app, auth, staff):
+    before = row_counts(app)
+    response = auth.post("/patienten/termine", data=appointment_form(language="fr"))
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'id="language-error"' in html and "Bitte wählen Sie Deutsch oder Englisch." in html
+    assert row_counts(app) == before

@@ -525,3 +525,21 @@ def test_resend_without_csrf_token_is_refused(app, auth, premium):
     assert participant_state(app) == before
     assert auth.post(resend_url(premium, participant_id, "email")).status_code == 200
     assert participant_state(app) != before
+
+
+def test_an_english_guest_gets_english_messages_while_the_patient_keeps_german(app, auth, premium, smtp):
+    deliver_all(app, smtp, 1)  # the patient's invitation, in German
+    data = person(premium)
+    data[PREFIX.format(premium) + "language"] = "en"
+    assert auth.post(add_url(premium), data=data).status_code == 201
+    assert deliver(app) == 1
+    invitation = smtp.wait_for(2)[1]
+    assert invitation["Subject"].startswith("Invitation to a video consultation with ")
+    assert "Dear Jonas Dolmetscher" in text_of(invitation)
+    (participant_id,) = _participant_ids(app)
+    assert auth.delete(f"{add_url(premium)}/{participant_id}").status_code == 200
+    assert deliver(app) == 1
+    withdrawn = smtp.wait_for(3)[2]
+    assert withdrawn["Subject"].startswith("Invitation withdrawn: video consultation with ")
+    assert "has been withdrawn" in text_of(withdrawn)
+    assert smtp.messages[0]["Subject"].startswith("Einladung zur Videosprechstunde")

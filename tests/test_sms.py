@@ -215,3 +215,14 @@ def test_sms_offered_with_tariff_and_credentials(app, login, auth):
     page = auth.get("/patienten/termin-erstellen").get_data(as_text=True)
     assert 'id="sms-unavailable"' not in page
     assert "disabled" not in sms_checkbox(page)
+
+
+def test_an_english_patient_gets_the_sms_in_english(app, smtp, vonage, login, make_appointment):
+    login()
+    form = appointment_form(mobile=MOBILE, send_sms="y", language="en")
+    make_appointment(**form)
+    assert deliver(app) == 2
+    (sms,) = vonage.delivered
+    day = "{2}/{1}/{0}".format(*form["date"].split("-"))
+    assert sms["text"].startswith(f"Praxis am See: video consultation on {day} at {form['time']}. Your link: ")
+    link_in(sms["text"])

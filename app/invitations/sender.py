@@ -209,7 +209,9 @@ def _prepare(message):
         return lambda: _send_email(msg, message_id, link)
     if not contact.mobile:
         raise Permanent("no mobile number")
-    text = render_template(f"sms/{message.kind}.txt", practice=practice, local=local, link=link,
+    day, clock = email.when(local, contact.language)
+    text = render_template(email.template("sms", f"{message.kind}.txt", contact.language),
+                           practice=practice, local=local, day=day, clock=clock, link=link,
                            appointment=appointment)
     mobile = contact.mobile
     return lambda: _send_sms(mobile, text)

@@ -172,24 +172,31 @@ def _queue_cancellation_to(person, messages, appointment, practice, removed=Fals
     if not channels:
         return
     local = to_local(appointment.starts_at, practice.timezone)
-    ctx = dict(practice=practice, contact=person, local=local, appointment=appointment,
-               removed=removed)
+    language = person.language
+    day, clock = email.when(local, language)
+    ctx = dict(practice=practice, contact=person, local=local, day=day, clock=clock,
+               appointment=appointment, removed=removed)
+
+    def render(name):
+        return render_template(name, **ctx)
+
     for channel in channels:
         if channel == "email":
             data = {
                 "to": person.email,
-                "subject": (f"Einladung zurückgenommen: Videosprechstunde bei {practice.name}"
-                            if removed
-                            else f"Termin abgesagt: Videosprechstunde bei {practice.name}"),
-                "text": render_template("email/cancellation.txt", **ctx),
-                "html": render_template("email/cancellation.html", **ctx),
+                "subject": email.subject("removed" if removed else "cancellation", language,
+                                         practice, local),
+                "text": render(email.template("email", "cancellation.txt", language)),
+                "html": render(email.template("email", "cancellation.html", language)),
                 # Same UID as the invitation's entry: the calendar drops it.
-                "ics": email.calendar_entry(appointment, practice, None, cancelled=True).decode(),
+                "ics": email.calendar_entry(appointment, practice, None, cancelled=True,
+                                            language=language).decode(),
             }
         else:
             if not person.mobile:
                 continue
-            data = {"to": person.mobile, "text": render_template("sms/cancellation.txt", **ctx)}
+            data = {"to": person.mobile,
+                    "text": render(email.template("sms", "cancellation.txt", language))}
         db.session.add(OutboxMessage(
             practice_id=appointment.practice_id, appointment_id=None, kind="cancellation",
             channel=channel, payload=crypto.seal(data),

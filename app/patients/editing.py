@@ -30,7 +30,7 @@ def edit_form(appointment, practice, formdata=None):
     local = to_local(appointment.starts_at, practice.timezone)
     return AppointmentEditForm(formdata=None, data={
         "first_name": contact.first_name, "last_name": contact.last_name,
-        "email": contact.email, "mobile": contact.mobile or "",
+        "email": contact.email, "mobile": contact.mobile or "", "language": contact.language,
         "date": local.date().isoformat(), "time": local.strftime("%H:%M"),
         "duration": str(appointment.duration_minutes),
     }, **common)
@@ -73,7 +73,8 @@ def refuse_double_booking(practice, form, exclude_id=None):
 
 
 def _contact_details(contact):
-    return (contact.id, contact.first_name, contact.last_name, contact.email, contact.mobile)
+    return (contact.id, contact.first_name, contact.last_name, contact.email, contact.mobile,
+            contact.language)
 
 
 def edit_appointment(practice, appointment, form):

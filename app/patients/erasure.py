@@ -39,7 +39,7 @@ def export(practice, contact):
         "practice": practice.name,
         "contact": {"first_name": contact.first_name, "last_name": contact.last_name,
                     "email": contact.email, "mobile": contact.mobile,
-                    "created_at": _iso(contact.created_at)},
+                    "language": contact.language, "created_at": _iso(contact.created_at)},
         "appointments": [_appointment(a, guests.get(a.id, 0)) for a in appointments],
         "messages_sent": [{"appointment_id": m.appointment_id, "kind": m.kind, "channel": m.channel,
                            "status": m.status, "sent_at": _iso(m.sent_at)} for m in deliveries],

@@ -5,11 +5,12 @@ from datetime import date, datetime, time, timedelta
 import phonenumbers
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, StringField
+from wtforms import BooleanField, HiddenField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
 from app.patients.submissions import new_submit_key
-from app.text import check_email, check_name
+from app.text import MESSAGE_LANGUAGES, check_email, check_name
 from app.timeutil import local_to_utc, to_local, utcnow
 
 DURATION_MIN, DURATION_MAX = 5, 180
@@ -28,6 +29,9 @@ class PersonForm(FlaskForm):
     email = StringField(_l("E-Mail"))
     mobile = StringField(_l("Mobilnummer"))
     send_sms = BooleanField(_l("Einladung per SMS versenden"))
+    # Checked below with a German message, not WTForms' English "Not a valid choice".
+    language = SelectField(_l("Sprache der Nachrichten"), default="de", validate_choice=False,
+                           choices=[SelectChoice(code, name) for code, name in MESSAGE_LANGUAGES])
     consent = BooleanField(CONSENT_TEXT)
 
     def validate_first_name(self, field):
@@ -61,6 +65,10 @@ class PersonForm(FlaskForm):
             raise ValidationError(
                 _l("Das ist keine Mobilnummer; SMS können nur an Mobilnummern gehen."))
         field.data = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    def validate_language(self, field):
+        if field.data not in dict(MESSAGE_LANGUAGES):
+            raise ValidationError(_l("Bitte wählen Sie Deutsch oder Englisch."))
 
     def validate_consent(self, field):
         if not field.data:

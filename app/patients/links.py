@@ -111,8 +111,13 @@ def redeem(visitor):
                         token_hash=secret_hash, link_hash=visitor.link_hash)
     db.session.add(device)
     db.session.commit()
+    chosen = session.get("lang")  # the language switch, used before the link was opened
     session.clear()
     session[SESSION_KEY] = secret
+    # Invited in English: the pages too, unless this browser chose otherwise.
+    person = visitor.participant or visitor.appointment.contact
+    if chosen or person.language == "en":
+        session["lang"] = chosen or person.language
     participant_id = device.participant_id
     # Only a device of the same link (not of an earlier, resent one) is taken over.
     if previous is not None and previous.link_hash == device.link_hash:

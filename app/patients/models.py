@@ -19,6 +19,8 @@ class Contact(db.Model):
     last_name = db.Column(db.String(100), nullable=False)
     email = db.Column(db.String(254), nullable=False)  # lower-cased
     mobile = db.Column(db.String(20))  # E.164
+    # The language of the e-mails and SMS to this person (text.MESSAGE_LANGUAGES).
+    language = db.Column(db.String(2), nullable=False, default="de", server_default="de")
     # Lower-cased "first last" for the contact search.
     search_name = db.Column(db.String(201), nullable=False)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
@@ -117,6 +119,7 @@ class Participant(db.Model):
     last_name = db.Column(db.String(100), nullable=False)
     email = db.Column(db.String(254), nullable=False)  # lower-cased
     mobile = db.Column(db.String(20))  # E.164
+    language = db.Column(db.String(2), nullable=False, default="de", server_default="de")
     # SHA-256 of the participant's own link token; the token itself is never stored.
     token_hash = db.Column(db.String(64), nullable=False, unique=True)
     consent_at = db.Column(db.DateTime, nullable=False)

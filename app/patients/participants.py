@@ -48,7 +48,8 @@ def add_participant(practice, staff, appointment, form, consent_text,
         participant = Participant(
             appointment_id=appointment_id, practice_id=practice.id, seat=seat,
             first_name=form.first_name.data, last_name=form.last_name.data,
-            email=form.email.data, mobile=form.mobile.data or None, token_hash=token_hash,
+            email=form.email.data, mobile=form.mobile.data or None, language=form.language.data,
+            token_hash=token_hash,
             consent_at=utcnow(), consent_by_id=staff.id, consent_text=consent_text,
         )
         db.session.add(participant)

@@ -29,6 +29,7 @@ def upsert_contact(practice, form):
     contact.search_name = f"{form.first_name.data} {form.last_name.data}".lower()
     if form.mobile.data:
         contact.mobile = form.mobile.data
+    contact.language = form.language.data
     return contact
 
 

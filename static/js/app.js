@@ -17,6 +17,7 @@
     set("last_name", hit.dataset.lastName);
     set("email", hit.dataset.email);
     set("mobile", hit.dataset.mobile);
+    set("language", hit.dataset.language || "de");
     form.querySelector("#search-results").innerHTML = "";
     var search = form.querySelector("#contact-search");
     if (search) search.value = "";

@@ -4,8 +4,10 @@
 // microphone: "Kamera nicht freigegeben" instead of a look of having switched it off.
 import { $, $$, onActions, root } from "./page.js";
 
-// Poor for this long without a break: the offer comes.
+// Poor for most of this long a stretch, the last sample poor: the offer comes. A bad line
+// flickers to "fair" now and then; "without a break" would never offer on one.
 const POOR_MS = 10000;
+const POOR_SHARE = 0.8;
 // "Nein, danke" holds for this long.
 const DISMISS_MS = 5 * 60 * 1000;
 
@@ -20,7 +22,7 @@ export function showRemoteFlags(state) {
 export class AudioOnly {
   constructor(media) {
     this.media = media;
-    this.poorSince = null;
+    this.samples = []; // [time, poor] of the last POOR_MS
     this.dismissedAt = -Infinity;
     this.offer = $("#audio-only-offer");
     onActions({
@@ -43,13 +45,23 @@ export class AudioOnly {
   // Called with every quality sample (quality.js sets data-level each second).
   #follow(level) {
     const now = performance.now();
-    if (level !== "poor" || root.dataset.view !== "connected") {
-      this.poorSince = null;
+    const view = root.dataset.view;
+    // A moment of "reconnecting" on a bad line is part of the bad line, not a new call.
+    if (view !== "connected" && view !== "reconnecting") {
+      this.samples = [];
       this.#hideOffer();
       return;
     }
-    if (this.poorSince === null) this.poorSince = now;
-    if (now - this.poorSince >= POOR_MS && !this.media.audioOnly && this.media.cameraOn
+    this.samples.push([now, level === "poor" || view === "reconnecting"]);
+    while (now - this.samples[0][0] > POOR_MS) this.samples.shift();
+    const share = this.samples.filter((sample) => sample[1]).length / this.samples.length;
+    if (share < POOR_SHARE) {
+      this.#hideOffer();
+      return;
+    }
+    // A full stretch measured (samples come each second), and poor right now.
+    const full = now - this.samples[0][0] >= POOR_MS - 1500;
+    if (full && level === "poor" && view === "connected" && !this.media.audioOnly && this.media.cameraOn
         && now - this.dismissedAt > DISMISS_MS && this.offer && this.offer.hidden) {
       this.offer.hidden = false;
     }

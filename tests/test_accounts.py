@@ -464,3 +464,16 @@ def test_deactivation_and_role_change_close_open_sockets_at_once(app, make_call,
     assert time.monotonic() - started < 5
     colleague.send({"type": "ping"})
     assert colleague.expect("pong") == {"type": "pong"}
+
+
+def test_deactivating_and_resetting_ask_first_and_say_what_follows(app, team):
+    page = Html(team["admin"].get(KONTEN, htmx=False).get_data(as_text=True))
+    account = page.by_id(f"account-{team['ids']['mfa']}")
+    forms = {form["attrs"]["action"].rsplit("/", 1)[-1]: form["attrs"].get("hx-confirm")
+             for form in page.find_all("form") if f"/{team['ids']['mfa']}/" in form["attrs"].get("action", "")}
+    assert "Mia MFA" in account["text"]
+    assert forms["passwort"] == (
+        "Passwort von Mia MFA zurücksetzen? Das bisherige Passwort gilt dann nicht mehr, alle Anmeldungen "
+        "des Kontos enden, und Mia MFA bekommt per E-Mail einen Link für ein neues.")
+    assert forms["deaktivieren"] == ("Mia MFA deaktivieren? Alle Anmeldungen des Kontos enden sofort; "
+                                     "wieder aktivieren ist jederzeit möglich.")

@@ -8,10 +8,12 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.steps import gives_consent, invite, start_call
+from tests.e2e.steps import (add_participant, gives_consent, guest_joins, guest_key, guest_link, invite,
+                             open_panel, patient_waits, start_call)
 from tests.support.axe import assert_accessible
 from tests.support.chromium import checked_pages, launch
 from tests.support.faults import Lossy, need_faults
+from tests.support.page_media import tile
 
 # A phone's browser: no screen sharing there.
 NO_SCREEN_SHARING = "delete MediaDevices.prototype.getDisplayMedia;"
@@ -156,3 +158,28 @@ def test_call_fits_every_screen(logged_in, camera_refused, smtp, stack):
         expect(offer).to_be_hidden()
         expect(nur_ton).to_have_attribute("aria-pressed", "true")
         expect(patient.get_by_text("Nur Ton: Ihr Gegenüber sendet kein Bild.")).to_be_visible()
+
+
+def test_a_group_member_without_camera_permission_is_shown_as_such(logged_in, other_page, camera_refused,
+                                                                   smtp, stack):
+    """In a group call the others' tiles say "Kamera nicht freigegeben" for a guest whose
+    browser refused the camera, not "Kamera aus"."""
+    staff, patient = logged_in("premium"), other_page
+    guest = camera_refused(permissions=["microphone"])
+    link = invite(staff, stack, smtp, "Greta", "Gruppentest", "greta.gruppentest@example.org")
+    appointment_id = open_panel(staff, "Greta Gruppentest")
+    assert add_participant(staff, appointment_id, "Olaf", "Ohnekamera", "olaf.ohnekamera@example.org").status == 201
+    key = guest_key(staff, appointment_id, "Olaf Ohnekamera")
+    patient_waits(patient, link)
+    refused_camera_device_check(guest, guest_link(smtp, "olaf.ohnekamera@example.org"))
+    start_call(staff, patient, "Greta Gruppentest")
+    guest_joins(guest)
+    for page in (staff, patient):
+        olaf = tile(page, key)
+        expect(olaf).to_have_attribute("data-flag", "camera-blocked", timeout=20_000)
+        expect(olaf).to_have_attribute("data-camera", "off")
+        expect(olaf.get_by_text("Kamera nicht freigegeben", exact=True)).to_be_visible()
+        expect(olaf.get_by_text("Kamera aus", exact=True)).to_be_hidden()
+    staff.locator('[data-action="hangup"]').click()
+    expect(staff.get_by_text("Der Anruf ist beendet.")).to_be_visible()
+

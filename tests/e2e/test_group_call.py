@@ -108,6 +108,16 @@ def test_premium_group_call_through_the_relay(logged_in, other_page, more_pages,
         expect(tile(pages[own], keys[0])).to_have_attribute("data-camera", "on")
     # The guest's own toggles did not touch the staff's tile on the guest's page.
     expect(tile(guests[0], "staff")).to_have_attribute("data-mic", "on")
+    # Nur Ton: the tiles say why the picture is gone, not just "Kamera aus".
+    guests[0].locator('[data-action="audio-only"]').click()
+    for own in ("staff", "patient"):
+        expect(tile(pages[own], keys[0])).to_have_attribute("data-flag", "audio-only")
+        expect(tile(pages[own], keys[0]).get_by_text("Nur Ton", exact=True)).to_be_visible()
+        expect(tile(pages[own], keys[0]).get_by_text("Kamera aus", exact=True)).to_be_hidden()
+    guests[0].locator('[data-action="audio-only"]').click()
+    for own in ("staff", "patient"):
+        expect(tile(pages[own], keys[0])).to_have_attribute("data-flag", "none")
+        expect(tile(pages[own], keys[0])).to_have_attribute("data-camera", "on")
 
     # Two more guests join the running call: five members, four tiles on every page.
     for guest, guest_link_ in zip(guests[1:], links[1:]):

@@ -121,6 +121,8 @@ export class Grid {
       tile.dataset.camera = state.camera || state.screen ? "on" : "off";
       tile.dataset.mic = state.mic ? "on" : "off";
       tile.dataset.screen = state.screen ? "true" : "false";
+      // "Kamera nicht freigegeben" rather than a look of having switched it off.
+      tile.dataset.flag = state.cameraBlocked ? "camera-blocked" : state.audioOnly ? "audio-only" : "none";
     }
     tile.dataset.connection = this.#connection(person);
     const mid = Object.keys(this.slots).find((m) => this.slots[m] === person.key && this.tracks[m] && this.tracks[m].kind === "video");

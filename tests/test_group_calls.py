@@ -161,7 +161,7 @@ def test_members_send_and_receive_media_through_the_relay_on_the_rosters_slots(g
     assert sorted(roster["participants"], key=lambda p: p["key"]) == sorted([
         {"key": "staff", "name": PRACTICE_NAME, "role": "staff"},
         {"key": "patient", "name": PATIENT_NAME, "role": "patient"},
-        {"key": guest_key, "name": "Jonas Dolmetscher", "role": "guest"},
+        {"key": guest_key, "name": "Jonas Dolmetscher", "role": "guest", "call_role": "interpreter"},
     ], key=lambda p: p["key"])
     wait_until(lambda: all(b.connected() for _, b in members), "browsers connected to the relay")
     assert_media_follows_roster([b for _, b in members], roster)

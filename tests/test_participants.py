@@ -543,3 +543,36 @@ def test_an_english_guest_gets_english_messages_while_the_patient_keeps_german(a
     assert withdrawn["Subject"].startswith("Invitation withdrawn: video consultation with ")
     assert "has been withdrawn" in text_of(withdrawn)
     assert smtp.messages[0]["Subject"].startswith("Einladung zur Videosprechstunde")
+
+
+# -- the role in the call (issue 11) -------------------------------------------------------
+
+def test_the_role_shows_in_the_panel_and_the_record(app, auth, premium):
+    response = auth.post(add_url(premium), data=person(premium, call_role="interpreter"))
+    assert response.status_code == 201, response.get_data(as_text=True)
+    section = Html(response.get_data(as_text=True)).by_id(f"appointment-{premium}-participants")
+    assert "Jonas Dolmetscher (Dolmetscher/in)" in squash(section["text"])
+    (participant_id,) = _participant_ids(app)
+    with app.app_context():
+        participant = db.session.get(Participant, participant_id)
+        assert participant.call_role == "interpreter"
+        appointment = participant.appointment
+        appointment.call_started_at = appointment.call_ended_at = appointment.starts_at
+        appointment.call_members = f"patient,guest-{participant_id}"
+        db.session.commit()
+    panel = auth.get(f"/patienten/kontakte/{_contact_id(app, premium)}").get_data(as_text=True)
+    record = Html(panel).by_id(f"appointment-{premium}-record")
+    assert "Patient, Dolmetscher/in" in squash(record["text"])
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("call_role", "chef", "Bitte wählen Sie eine der Rollen aus der Liste."),
+    ("language", "fr", "Bitte wählen Sie Deutsch oder Englisch."),
+])
+def test_a_choice_not_offered_is_refused_beside_the_field(app, auth, premium, field, value, message):
+    before = outbox(app)
+    response = auth.post(add_url(premium), data=person(premium, **{field: value}))
+    assert response.status_code == 422
+    page = Html(response.get_data(as_text=True))
+    assert page.text(f"{PREFIX.format(premium)}{field}-error") == message
+    assert participants(app) == [] and len(outbox(app)) == len(before)

@@ -67,7 +67,10 @@ def roster(appointment_id):
     for peer in room["participants"]:
         key = peer["participant"]
         role = key if key in (Role.STAFF, Role.PATIENT) else Role.GUEST
-        members.append({"key": key, "name": names.get(key, ""), "role": role})
+        member = {"key": key, "name": names.get(key, ""), "role": role}
+        if role == Role.GUEST:
+            member["call_role"] = names.get(key + ":role", "other")
+        members.append(member)
         slots[key] = {s["mid"]: s["participant"] for s in peer["slots"] if s["participant"]}
     # Staff and patient belong to an accepted call even while their page is off the relay
     # (a network cut, a reload): the others keep their tiles, marked as away.
@@ -94,6 +97,8 @@ def _names(appointment_id):
         }
         for participant in appointment.participants:
             names[guest_key(participant.id)] = participant.full_name
+            # The role's code; each page words it in its own language (grid.js).
+            names[guest_key(participant.id) + ":role"] = participant.call_role
         return names
     finally:
         # Sockets live long: never hold a database connection between messages.

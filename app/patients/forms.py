@@ -9,6 +9,7 @@ from wtforms import BooleanField, HiddenField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
+from app.patients import guest_roles
 from app.patients.submissions import new_submit_key
 from app.text import MESSAGE_LANGUAGES, check_email, check_name
 from app.timeutil import local_to_utc, to_local, utcnow
@@ -79,6 +80,13 @@ class ParticipantForm(PersonForm):
     """A further person in a Premium call; consent and SMS as for the patient."""
 
     submit_key = HiddenField("", default=new_submit_key)
+    call_role = SelectField(
+        _l("Rolle im Gespräch"), default=guest_roles.DEFAULT, validate_choice=False,
+        choices=[SelectChoice(code, words) for code, words in guest_roles.GUEST_ROLES.items()])
+
+    def validate_call_role(self, field):
+        if field.data not in guest_roles.GUEST_ROLES:
+            raise ValidationError(_l("Bitte wählen Sie eine der Rollen aus der Liste."))
 
 
 class AppointmentForm(PersonForm):

@@ -120,6 +120,8 @@ class Participant(db.Model):
     email = db.Column(db.String(254), nullable=False)  # lower-cased
     mobile = db.Column(db.String(20))  # E.164
     language = db.Column(db.String(2), nullable=False, default="de", server_default="de")
+    # Why they take part (guest_roles.GUEST_ROLES): interpreter, relative, carer, ...
+    call_role = db.Column(db.String(20), nullable=False, default="other", server_default="other")
     # SHA-256 of the participant's own link token; the token itself is never stored.
     token_hash = db.Column(db.String(64), nullable=False, unique=True)
     consent_at = db.Column(db.DateTime, nullable=False)

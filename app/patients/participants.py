@@ -49,6 +49,7 @@ def add_participant(practice, staff, appointment, form, consent_text,
             appointment_id=appointment_id, practice_id=practice.id, seat=seat,
             first_name=form.first_name.data, last_name=form.last_name.data,
             email=form.email.data, mobile=form.mobile.data or None, language=form.language.data,
+            call_role=form.call_role.data,
             token_hash=token_hash,
             consent_at=utcnow(), consent_by_id=staff.id, consent_text=consent_text,
         )

@@ -14,6 +14,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 
 from app.extensions import db
+from app.patients import guest_roles
 from app.patients.models import Appointment
 from app.timeutil import local_to_utc, to_local
 
@@ -51,8 +52,9 @@ def _member_words(appointment, participants):
             words.append(_("Patient"))
         elif key.startswith("guest-"):
             participant = participants.get(key)
-            role = getattr(participant, "role", None)  # a role per participant, if recorded
-            words.append(_("Weitere Person (%(role)s)", role=role) if role else _("Weitere Person"))
+            # A person removed since then: the record keeps that they took part.
+            words.append(str(guest_roles.label(participant.call_role)) if participant
+                         else _("Weitere Person"))
     return words
 
 

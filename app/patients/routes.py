@@ -9,7 +9,18 @@ from app import invitations
 from app.auth import audit, sessions
 from app.extensions import db, sock
 from app.invitations.models import FAILED, PENDING, SENT
-from app.patients import board, bp, delay, editing, erasure, live, record, services, submissions
+from app.patients import (
+    board,
+    bp,
+    delay,
+    editing,
+    erasure,
+    guest_roles,
+    live,
+    record,
+    services,
+    submissions,
+)
 from app.patients import consent as visitor_consent
 from app.patients import participants as participant_services
 from app.patients.forms import CONSENT_TEXT, AppointmentForm, ParticipantForm
@@ -35,6 +46,9 @@ MAX_DELIVERY_POLLS = 120
 bp.add_app_template_global(submissions.new_submit_key, "new_submit_key")
 # The panel shows the patient's and the guests' own consent (given, withdrawn).
 bp.add_app_template_global(visitor_consent.states, "consents_of")
+# A further person's role in the call, in the reader's language.
+bp.add_app_template_global(guest_roles.label, "guest_role")
+bp.add_app_template_global(guest_roles.GUEST_ROLES, "guest_roles")
 
 
 @bp.before_request

@@ -114,8 +114,9 @@ def open_panel(staff, full_name):
     return int(appointment.get_attribute("id").rsplit("-", 1)[1])
 
 
-def add_participant(staff, appointment_id, first_name, last_name, email):
-    """Fills the panel's "Teilnehmer hinzufügen" form; the HTTP response."""
+def add_participant(staff, appointment_id, first_name, last_name, email, role=None):
+    """Fills the panel's "Teilnehmer hinzufügen" form (``role``: a "Rolle im Gespräch" as
+    the list words it); the HTTP response."""
     # The section swaps itself after each addition; filling the old form while htmx
     # settles the new one sent it empty (422 under load in CI).
     settled(staff)
@@ -123,6 +124,8 @@ def add_participant(staff, appointment_id, first_name, last_name, email):
     form.get_by_label("Vorname").fill(first_name)
     form.get_by_label("Nachname").fill(last_name)
     form.get_by_label("E-Mail", exact=True).fill(email)
+    if role:
+        form.get_by_label("Rolle im Gespräch").select_option(label=role)
     form.get_by_label(CONSENT).check()
     with staff.expect_response(lambda r: r.request.method == "POST"
                                and r.url.endswith(f"/termine/{appointment_id}/teilnehmer")) as answer:

@@ -43,6 +43,7 @@ from tests.support.machine import REDIS_URL, need_redis
 from tests.support.page_media import assert_media, measure, remote_video_plays, report, sees_members
 from tests.support.ports import free_port, free_udp_range
 from tests.support.stack import OPERATOR_ENV, PASSWORD, PRACTICES
+from tests.support.waiting import wait_until
 
 UNITS = {"web": "sprechzimmer-web.service", "outbox": "sprechzimmer-outbox.service",
          "relay": "sprechzimmer-relay.service"}
@@ -278,6 +279,14 @@ def test_group_call_over_two_web_processes_through_coturn(pages, deploy_stack, s
 def test_caddy_serves_static_files_and_headers(deploy_stack):
     context = ssl.create_default_context(cafile=str(deploy_stack.caddy.root))
 
+    def logged(found, what):
+        """Caddy's access log entries once ``found(entries)`` holds."""
+        wait_until(lambda: found(deploy_stack.caddy.access_entries()), what, timeout=10)
+        return deploy_stack.caddy.access_entries()
+
+    def referers_of(entries):
+        return [entry["request"]["headers"].get("Referer") for entry in entries]
+
     def get(path, headers=None):
         request = urllib.request.Request(deploy_stack.base_url + path, headers=headers or {})
         with urllib.request.urlopen(request, context=context, timeout=10) as response:
@@ -308,7 +317,8 @@ def test_caddy_serves_static_files_and_headers(deploy_stack):
     with pytest.raises(urllib.error.HTTPError) as other:
         get("/config.py")
     assert other.value.code == 404
-    assert re.search(r'"uri":"/static/vendor/', deploy_stack.caddy.access_log.read_text())
+    logged(lambda entries: any(e["request"]["uri"].startswith("/static/vendor/") for e in entries),
+           "the vendor file in Caddy's access log")
 
     # A page under /j/<token> (an expired link's error page) loads its styles with the
     # link as Referer: the log keeps neither the token in the path nor in the Referer.
@@ -317,10 +327,10 @@ def test_caddy_serves_static_files_and_headers(deploy_stack):
         get(f"/j/{token}")
     assert expired.value.code == 404
     get("/static/css/app.css", headers={"Referer": f"{deploy_stack.base_url}/j/{token}"})
-    raw = deploy_stack.caddy.access_log.read_text()
-    assert token not in raw
-    referers = [entry["request"]["headers"].get("Referer") for entry in deploy_stack.caddy.access_entries()]
-    assert [f"{deploy_stack.base_url}/j/-"] in referers, referers
+    # Caddy writes the line after the response: wait for it, then look for the token.
+    logged(lambda entries: [f"{deploy_stack.base_url}/j/-"] in referers_of(entries),
+           "the styles' request with the link's Referer, cut, in the access log")
+    assert token not in deploy_stack.caddy.access_log.read_text()
 
     # The same for a staff member's set-password link.
     token = "Passwort" + os.urandom(16).hex()
@@ -328,7 +338,7 @@ def test_caddy_serves_static_files_and_headers(deploy_stack):
         get(f"/konto/passwort/{token}")
     assert unknown.value.code == 404
     get("/static/css/app.css", headers={"Referer": f"{deploy_stack.base_url}/konto/passwort/{token}"})
-    assert token not in deploy_stack.caddy.access_log.read_text()
-    entries = deploy_stack.caddy.access_entries()
+    entries = logged(lambda entries: [f"{deploy_stack.base_url}/konto/passwort/-"] in referers_of(entries),
+                     "the styles' request with the set-password link's Referer, cut, in the access log")
     assert "/konto/passwort/-" in [entry["request"]["uri"] for entry in entries]
-    assert [f"{deploy_stack.base_url}/konto/passwort/-"] in [e["request"]["headers"].get("Referer") for e in entries]
+    assert token not in deploy_stack.caddy.access_log.read_text()

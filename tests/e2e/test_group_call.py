@@ -49,8 +49,9 @@ def test_premium_group_call_through_the_relay(logged_in, other_page, more_pages,
     people = [("Ida", "Dolmetscherin", "ida.dolmetsch@example.org"),
               ("Tom", "Angehöriger", "tom.angehoerig@example.org"),
               ("Lea", "Kollegin", "lea.kollegin@example.org")]
-    for first, last, email in people:
-        assert add_participant(staff, appointment_id, first, last, email).status == 201
+    roles = ["Dolmetscher/in", "Angehörige/r", "Kollegin/Kollege"]
+    for (first, last, email), role in zip(people, roles):
+        assert add_participant(staff, appointment_id, first, last, email, role).status == 201
     expect(staff.get_by_role("heading", name="Weitere Teilnehmer (3/3)")).to_be_visible()
     refused = add_participant(staff, appointment_id, "Udo", "Zuviel", "udo.zuviel@example.org")
     assert refused.status == 409
@@ -75,6 +76,10 @@ def test_premium_group_call_through_the_relay(logged_in, other_page, more_pages,
     guest_joins(guests[0])
     pages = {"staff": staff, "patient": patient, keys[0]: guests[0]}
     everyone_in_the_call(pages, names, stack, appointment_id, "three in the call:")
+    # Each page words the guest's role in the call on the guest's tile.
+    for own in ("staff", "patient"):
+        expect(tile(pages[own], keys[0]).locator(".tile-role")).to_have_text("Dolmetscher/in")
+    expect(tile(guests[0], "patient").locator(".tile-role")).to_have_text("")
 
     # The guest's chat: its message reaches the practice's page under the guest's name
     # (staff's panel is closed: the chat button gets the unread dot); on the guest's own

@@ -16,7 +16,9 @@ from tests.support.webapp import logged_in
 
 PRACTICE_NAME = "Hausarztpraxis Sonnenschein"
 PATIENT_NAME = "Erika Mustermann"  # appointment_form's contact
-GUESTS = [("Jonas", "Dolmetscher"), ("Mira", "Tochter"), ("Paul", "Kollege")]
+# (first name, last name, role in the call) of the further people a test adds.
+GUESTS = [("Jonas", "Dolmetscher", "interpreter"), ("Mira", "Tochter", "relative"),
+          ("Paul", "Kollege", "colleague")]
 
 
 class Call:
@@ -34,15 +36,15 @@ class Call:
         # consent=False: the patient opened the link but has not agreed yet (tests/test_consent.py).
         self.patient_client = opened_link(app, invitation_token(app, appointment_id=self.id), consent)
         self.guest_ids, self.guest_clients, self.guest_names = [], {}, {}
-        for first, last in GUESTS[:guests]:
-            self.add_guest(first, last)
+        for first, last, call_role in GUESTS[:guests]:
+            self.add_guest(first, last, call_role)
 
-    def add_guest(self, first="Jonas", last="Dolmetscher", consent=True):
+    def add_guest(self, first="Jonas", last="Dolmetscher", call_role="interpreter", consent=True):
         """Staff add a participant in the panel; its browser opens the invited link (and
         gives its consent unless ``consent=False``). Returns (participant id, its test client)."""
         prefix = f"a{self.id}-"
         data = {"first_name": first, "last_name": last, "email": f"{first.lower()}@example.org",
-                "mobile": "", "consent": "y"}
+                "mobile": "", "consent": "y", "call_role": call_role}
         response = self.staff_auth.post(f"/patienten/termine/{self.id}/teilnehmer",
                                         data={prefix + k: v for k, v in data.items()})
         assert response.status_code == 201, response.get_data(as_text=True)

@@ -273,7 +273,9 @@ class Caddy:
 
         if not self.access_log.exists():
             return []
-        return [json.loads(line) for line in self.access_log.read_text().splitlines() if line.strip()]
+        # Only whole lines: Caddy may be writing the last one right now.
+        lines = self.access_log.read_text().split("\n")[:-1]
+        return [json.loads(line) for line in lines if line.strip()]
 
     def stop(self):
         processes.stop(self.process)

@@ -1,7 +1,7 @@
 // A group call on screen: one tile per other person (their video, name, camera and
 // microphone state) and which of them is speaking. The roster says who is in the call
 // and on which of this page's receive m-lines ("slots") their media arrives.
-import { $ } from "./page.js";
+import { $, t } from "./page.js";
 
 const SPEAKER_INTERVAL_MS = 500;
 const SPEAKER_MIN_LEVEL = 0.02;
@@ -116,6 +116,10 @@ export class Grid {
 
   #fill(tile, person) {
     tile.querySelector(".tile-name").textContent = person.name || "";
+    const role = tile.querySelector(".tile-role");
+    // A guest's role in the call (Dolmetscher/in, Angehörige/r ...), worded by this page.
+    const code = String(person.call_role || "");
+    if (role) role.textContent = code ? t("role" + code.charAt(0).toUpperCase() + code.slice(1)) : "";
     const state = this.states[person.key];
     if (state) {
       tile.dataset.camera = state.camera || state.screen ? "on" : "off";

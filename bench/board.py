@@ -20,6 +20,7 @@ after 10 warm-ups, in-process (Flask test client, no server) and through gunicor
 client, keep-alive); p50/p95 (target <= 50 ms). A figure, not a test: it asserts nothing.
 """
 import argparse
+import gc
 import http.client
 import json
 import math
@@ -196,6 +197,9 @@ def run(args):
     subprocess.run([str(ROOT / ".venv" / "bin" / "flask"), "db", "upgrade"], cwd=ROOT,
                    env={**os.environ, **env}, check=True, capture_output=True)
     app, staff, entering, cookies = setup(env, args.today, args.rounds)
+    # As wsgi.py does after start-up (the gunicorn figures below run through it).
+    gc.collect()
+    gc.freeze()
     cookie = staff.client.get_cookie("session").value
     print(f"cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; "
           f"{args.today + args.rounds} appointments today; log {tmp / 'gunicorn.log'}")

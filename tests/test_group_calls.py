@@ -286,6 +286,38 @@ def test_relay_offer_outside_an_accepted_call_is_refused(group, relay_url):
     assert room_members(relay_url, call.room) is None
 
 
+E2EE_MESSAGE = ("Ihr Browser kann Gruppengespräche nicht Ende-zu-Ende verschlüsseln. Bitte verwenden "
+                "Sie einen aktuellen Chrome, Edge, Firefox oder Safari.")
+
+
+@sqlite_only
+def test_relay_offer_without_frame_encryption(group, relay_url, aio, app):
+    """Group calls are end-to-end encrypted (docs/encryption.md): a page that says its
+    browser cannot encrypt frames is refused, and staff hear why, unless the practice
+    lets such browsers in (all pages are then told to warn: welcome "e2ee")."""
+    from app.auth.models import Practice
+    from app.extensions import db
+
+    call = group()
+    staff, patient, (guest,) = call.grouped()
+    guest_key = f"guest-{call.guest_ids[0]}"
+    assert guest.welcome["e2ee"] == "required"
+    guest.send({"type": "relay-offer", "sdp": aio.run(aio.browser(guest_key).offer())})
+    error = guest.first_of("error", "relay-answer")
+    assert error == {"type": "error", "code": "e2ee", "message": E2EE_MESSAGE}
+    assert staff.first_of("error", "relay-answer") == error
+    assert guest_key not in (room_members(relay_url, call.room) or [])
+
+    with app.app_context():
+        db.session.get(Practice, call.practice_id).allow_unencrypted_group_calls = True
+        db.session.commit()
+    again = call.guest()
+    assert again.welcome["e2ee"] == "warn"
+    again.send({"type": "relay-offer", "sdp": aio.run(aio.browser(guest_key).offer()), "e2ee": False})
+    assert again.first_of("error", "relay-answer")["type"] == "relay-answer"
+    assert guest_key in room_members(relay_url, call.room)
+
+
 @sqlite_only
 @pytest.mark.parametrize("relay_url", ["closed"], indirect=True)
 def test_unreachable_relay_leaves_the_one_to_one_call_alone(group):
@@ -450,7 +482,7 @@ def test_a_full_room_refuses_a_further_member(group, relay_url, aio, app):
     staff.relay_offer(aio, aio.browser("staff"))
 
     patient_browser = aio.browser("patient")
-    patient.send({"type": "relay-offer", "sdp": aio.run(patient_browser.offer())})
+    patient.send({"type": "relay-offer", "sdp": aio.run(patient_browser.offer()), "e2ee": True})
     assert patient.first_of("error", "relay-answer") == {"type": "error", "code": "full", "message": FULL_MESSAGE}
     assert "patient" not in room_members(relay_url, call.room)
 

@@ -25,7 +25,7 @@ def test_welcome_tells_role_state_features_and_presence(make_call):
     staff = call.staff()
     assert staff.welcome == {"type": "welcome", "role": "staff", "key": "staff", "iceServers": [],
                              "iceTransportPolicy": "all", "state": "idle", "features": {"screen_sharing": True}, "peer_online": False,
-                             "group": True, "maxParticipants": 5, "relay": False,
+                             "group": True, "maxParticipants": 5, "relay": False, "e2ee": "required",
                              "heartbeat": {"interval": 10.0, "timeout": 30.0}}
     patient = call.patient()
     assert patient.welcome["role"] == "patient"

@@ -24,6 +24,8 @@ class PracticeSettingsForm(FlaskForm):
     remind_day_before = BooleanField(_l("Erinnerung 24 Stunden vor dem Termin senden"))
     remind_shortly_before = BooleanField(_l("Erinnerung 15 Minuten vor dem Termin senden"))
     phone = StringField(_l("Telefonnummer der Praxis bei Problemen"))
+    allow_unencrypted_group_calls = BooleanField(
+        _l("Browser ohne Ende-zu-Ende-Verschlüsselung in Gruppengespräche lassen"))
 
     def validate_phone(self, field):
         value = " ".join((field.data or "").split())

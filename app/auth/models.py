@@ -25,6 +25,10 @@ class Practice(db.Model):
     remind_day_before = db.Column(db.Boolean, nullable=False, default=True)
     remind_shortly_before = db.Column(db.Boolean, nullable=False, default=True)
     phone = db.Column(db.String(30))
+    # Group calls are end-to-end encrypted (issue 13); a browser that cannot encrypt
+    # frames is refused, unless the practice lets it in with a warning for everyone.
+    allow_unencrypted_group_calls = db.Column(db.Boolean, nullable=False, default=False,
+                                              server_default=db.false())
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
     staff = db.relationship("Staff", back_populates="practice", cascade="all, delete-orphan")

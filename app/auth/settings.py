@@ -10,7 +10,7 @@ from app.auth.models import ADMIN
 from app.extensions import db
 from app.web import render, toast
 
-FIELDS = ("remind_day_before", "remind_shortly_before", "phone")
+FIELDS = ("remind_day_before", "remind_shortly_before", "phone", "allow_unencrypted_group_calls")
 
 
 @bp.route("/einstellungen", methods=["GET", "POST"])

@@ -76,8 +76,11 @@ def roster(appointment_id):
     # (a network cut, a reload): the others keep their tiles, marked as away.
     away = [{"key": key, "name": names.get(key, ""), "role": key}
             for key in (Role.STAFF, Role.PATIENT) if key not in slots]
+    # The practice's choice for browsers without frame encryption as it is now (issue 13):
+    # pages opened before a change learn it here.
+    e2ee = "warn" if names.get("allow_unencrypted") else "required"
     return {"type": "roster", "version": room.get("version", 0), "participants": members,
-            "slots": slots, "away": away}
+            "slots": slots, "away": away, "e2ee": e2ee}
 
 
 def publish_roster(hub, appointment_id):
@@ -91,9 +94,11 @@ def _names(appointment_id):
         appointment = db.session.get(Appointment, appointment_id)
         if appointment is None:
             return {}
+        practice = db.session.get(Practice, appointment.practice_id)
         names = {
-            Role.STAFF: db.session.get(Practice, appointment.practice_id).name,
+            Role.STAFF: practice.name,
             Role.PATIENT: appointment.contact.full_name,
+            "allow_unencrypted": practice.allow_unencrypted_group_calls,
         }
         for participant in appointment.participants:
             names[guest_key(participant.id)] = participant.full_name

@@ -38,6 +38,8 @@ class Identity:
     staff_id: int | None = None  # staff: the account (the audit log names it)
     # Patient and guests: the device (patients.models.LinkDevice) this socket's page is on.
     device_id: int | None = None
+    # The practice lets a browser without frame encryption into a group call (issue 13).
+    allow_unencrypted: bool = False
 
     @property
     def group_calls(self):
@@ -66,7 +68,8 @@ def staff_identity(appointment_id):
         return None
     return Identity(Role.STAFF, appointment.id, practice.id,
                     has_feature(practice, "screen_sharing"), _max_participants(practice),
-                    login_session_id=sessions.current_id(), staff_id=current_user.id)
+                    login_session_id=sessions.current_id(), staff_id=current_user.id,
+                    allow_unencrypted=practice.allow_unencrypted_group_calls)
 
 
 def patient_identity():
@@ -88,9 +91,11 @@ def patient_identity():
     if visitor.participant is not None:
         return Identity(Role.GUEST, appointment.id, practice.id, screen_sharing, limit,
                         visitor.participant.id, visitor.display_name,
-                        device_id=visitor.device_id)
+                        device_id=visitor.device_id,
+                        allow_unencrypted=practice.allow_unencrypted_group_calls)
     return Identity(Role.PATIENT, appointment.id, practice.id, screen_sharing, limit,
-                    device_id=visitor.device_id)
+                    device_id=visitor.device_id,
+                    allow_unencrypted=practice.allow_unencrypted_group_calls)
 
 
 def consent_missing() -> bool:

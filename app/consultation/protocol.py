@@ -4,6 +4,7 @@ Plain Python checks: the schemas are small and fixed, and an error must name not
 but the socket's own mistake.
 """
 import json
+import re
 import time
 
 from app.roles import Role
@@ -28,13 +29,26 @@ CONTROL = {
     Role.PATIENT: {"accept", "decline", "hangup", "relay-offer", "ping"},
     Role.GUEST: {"accept", "decline", "hangup", "relay-offer", "ping"},
 }
+# End-to-end encryption of group calls (docs/encryption.md): public keys, wrapped frame
+# keys and their receipts, relayed to every other member; the server cannot open them.
+E2EE = {"e2ee-hello", "e2ee-key", "e2ee-ack"}
 # Messages relayed to the other side(s) after the check.
 RELAYED = {
     Role.STAFF: {"signal", "media-state", "screenshot-request", "screenshot-taken",
-                 "screen-share", "restart-ice"},
-    Role.PATIENT: {"signal", "media-state", "screenshot-consent", "screen-share", "restart-ice"},
-    Role.GUEST: {"media-state", "screen-share"},
+                 "screen-share", "restart-ice", *E2EE},
+    Role.PATIENT: {"signal", "media-state", "screenshot-consent", "screen-share", "restart-ice",
+                   *E2EE},
+    Role.GUEST: {"media-state", "screen-share", *E2EE},
 }
+# An uncompressed P-256 public key (65 bytes) and a wrapped frame key (12-byte IV, 32-byte
+# key, 16-byte tag), base64url without padding.
+PUBLIC_KEY_CHARS = 87
+WRAPPED_KEY_CHARS = 80
+MAX_KID = 2 ** 48
+# More entries than people fit in a Premium call (5) are never needed.
+MAX_WRAPPED_KEYS = 8
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+_MEMBER_KEY = re.compile(r"staff|patient|guest-[0-9]{1,12}")
 
 
 class ProtocolError(Exception):
@@ -106,9 +120,45 @@ def _bare(message):
 
 
 def _check_relay_offer(message):
-    _keys(message, {"type", "sdp"})
+    # e2ee: whether this browser encrypts its frames (absent: an older page, which did not)
+    _keys(message, {"type", "sdp"}, {"e2ee"})
     if not _is_str(message["sdp"]) or not message["sdp"].startswith("v=0"):
         raise _invalid("sdp")
+    if "e2ee" in message and not isinstance(message["e2ee"], bool):
+        raise _invalid("e2ee")
+
+
+def _is_base64url(value, length):
+    return isinstance(value, str) and len(value) == length and _BASE64URL.fullmatch(value)
+
+
+def _is_member_key(value):
+    return isinstance(value, str) and _MEMBER_KEY.fullmatch(value)
+
+
+def _is_kid(value):
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_KID
+
+
+def _check_e2ee_hello(message):
+    _keys(message, {"type", "pub"})
+    if message["pub"] is not None and not _is_base64url(message["pub"], PUBLIC_KEY_CHARS):
+        raise _invalid("public key")
+
+
+def _check_e2ee_key(message):
+    _keys(message, {"type", "kid", "keys"})
+    keys = message["keys"]
+    if not _is_kid(message["kid"]) or not isinstance(keys, dict) or len(keys) > MAX_WRAPPED_KEYS:
+        raise _invalid("frame key")
+    if not all(_is_member_key(k) and _is_base64url(v, WRAPPED_KEY_CHARS) for k, v in keys.items()):
+        raise _invalid("wrapped key")
+
+
+def _check_e2ee_ack(message):
+    _keys(message, {"type", "to", "kid"})
+    if not _is_member_key(message["to"]) or not _is_kid(message["kid"]):
+        raise _invalid("receipt")
 
 
 CHECKS = {
@@ -117,6 +167,9 @@ CHECKS = {
     "screenshot-request": _bare, "screenshot-taken": _bare, "restart-ice": _bare,
     "signal": _check_signal,
     "relay-offer": _check_relay_offer,
+    "e2ee-hello": _check_e2ee_hello,
+    "e2ee-key": _check_e2ee_key,
+    "e2ee-ack": _check_e2ee_ack,
     # cameraBlocked: the browser refused the camera (permission), not switched off;
     # audioOnly: "Nur Ton", the sender stopped its video on purpose.
     "media-state": _bool_fields("camera", "mic", "screen", optional=("cameraBlocked", "audioOnly")),

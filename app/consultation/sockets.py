@@ -161,6 +161,9 @@ class Connection(HubSocket):
                 "group": self.identity.group_calls,
                 "maxParticipants": self.identity.max_participants,
                 "relay": self.identity.group_calls and state == ACCEPTED and group.is_active(aid),
+                # Group calls: browsers without frame encryption are refused ("required")
+                # or let in with a warning for everyone ("warn"), as the practice chose.
+                "e2ee": "warn" if self.identity.allow_unencrypted else "required",
                 "heartbeat": {"interval": self.config["HEARTBEAT_SECONDS"],
                               "timeout": self.config["HEARTBEAT_TIMEOUT_SECONDS"]},
             }
@@ -281,10 +284,13 @@ class Connection(HubSocket):
             self.send({"type": "pong"})
             return
         if kind == "relay-offer":
-            self.relay_offer(message["sdp"])
+            self.relay_offer(message["sdp"], message.get("e2ee", False))
             return
         if kind in ("media-state", "screen-share"):
             self.media_message(message)
+            return
+        if kind in protocol.E2EE:
+            self.to_everyone_else(message)
             return
         if self.guest:
             self.guest_control(kind)
@@ -319,12 +325,16 @@ class Connection(HubSocket):
             if not self.identity.screen_sharing:
                 self.error("tariff", FEATURE_MESSAGES["screen_sharing"])
                 return
+        self.to_everyone_else(message)
+        if message["type"] == "screen-share" and message["active"]:
+            self.send({"type": "screen-share-ok"})
+
+    def to_everyone_else(self, message):
+        """To all other pages of the appointment, marked with whose it is ("from")."""
         message = {**message, "from": self.identity.key}
         # Other guests share the guests' channel; deliver() drops the sender's own.
         others = [role for role in Role if role != self.identity.role or role == Role.GUEST]
         self.hub.broadcast(self.identity.appointment_id, message, roles=others)
-        if message["type"] == "screen-share" and message["active"]:
-            self.send({"type": "screen-share-ok"})
 
     def guest_control(self, kind):
         aid = self.identity.appointment_id
@@ -354,7 +364,7 @@ class Connection(HubSocket):
         self.hub.broadcast(aid, {"type": "relay", "active": True})
         calls.audited(self.audit_entry(audit.CALL_JOIN), lambda: True)
 
-    def relay_offer(self, sdp):
+    def relay_offer(self, sdp, encrypted):
         aid = self.identity.appointment_id
         if not self.identity.group_calls:
             self.error("tariff", FEATURE_MESSAGES["participants"])
@@ -362,6 +372,12 @@ class Connection(HubSocket):
         state = self.hub.call_state(aid).state
         if state != ACCEPTED:
             self.not_now(_("Das ist im Moment nicht möglich."), state)
+            return
+        if not encrypted and not self.identity.allow_unencrypted:
+            self.log.info("relay join refused reason=no-frame-encryption")
+            self.error("e2ee", _("Ihr Browser kann Gruppengespräche nicht Ende-zu-Ende "
+                                 "verschlüsseln. Bitte verwenden Sie einen aktuellen Chrome, Edge, "
+                                 "Firefox oder Safari."), tell_staff=self.guest)
             return
         try:
             answer = group.join(self.identity, sdp)

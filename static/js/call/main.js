@@ -5,10 +5,12 @@
 import { AudioOnly, showRemoteFlags } from "./audioonly.js";
 import { callActions } from "./actions.js";
 import { addChat, resetFormAfterSending } from "./chat.js";
+import { FrameEncryption } from "./e2ee.js";
 import { Grid } from "./grid.js";
 import { LocalMedia } from "./media.js";
 import { P2PTransport } from "./p2p.js";
 import { LostWatch } from "./lost.js";
+import { showEncryption } from "./lock.js";
 import { notice, noticeUnlessError, onActions, role, root, t } from "./page.js";
 import { Quality } from "./quality.js";
 import { RelayTransport } from "./relay.js";
@@ -25,7 +27,7 @@ const guest = role === "guest";
 // The other side of a 1:1 call; whose media-state and screen-share concern this page.
 const peerKey = role === "staff" ? "patient" : "staff";
 // A guest's accept that the server refused: back to the waiting room, the message says why.
-const JOIN_REFUSALS = ["tariff", "relay", "invalid", "full"];
+const JOIN_REFUSALS = ["tariff", "relay", "invalid", "full", "e2ee"];
 
 const call = {
   callState: "idle",
@@ -52,13 +54,14 @@ const media = new LocalMedia({
   stateChanged: sendMediaState,
 });
 const grid = new Grid();
+const e2ee = new FrameEncryption({ send, onChange: () => render() });
 const sharing = new ScreenShare({ media, send, sendMediaState });
 const screenshots = new Screenshots({ send, patientVideo: () => grid.videoOf("patient") || remoteVideo });
 const quality = new Quality(() => transport, () => render(), (report) => grid.follow(report));
 
 // What a transport may use; read when used, as a welcome brings new ICE servers.
 const ctx = {
-  role, media, grid, send, sendMediaState,
+  role, media, grid, e2ee, send, sendMediaState,
   iceServers: [],
   // "relay": TURN candidates only, so no one learns this browser's address (the server's
   // ICE_TRANSPORT_POLICY, from the welcome).
@@ -97,6 +100,7 @@ function render() {
   const current = viewOf(call, connection());
   watchLost(current);
   show(current, transport.mode, call.peerOnline);
+  showEncryption(e2ee, transport.mode, current === "connected");
   ringing(role !== "staff" && current === "ringing");
 }
 
@@ -111,7 +115,14 @@ const handlers = {
   presence: (m) => onPresence(!!m.peer_online),
   relay: onRelayActive,
   // Whoever is new learns this page's camera and microphone state.
-  roster: (m) => { if (grid.setRoster(m)) sendMediaState(); },
+  roster: (m) => {
+    if (grid.setRoster(m)) sendMediaState();
+    e2ee.setRequired(m.e2ee !== "warn");
+    e2ee.setMembers(grid.roster.filter((p) => !p.away).map((p) => p.key));
+  },
+  "e2ee-hello": (m) => e2ee.receive(m),
+  "e2ee-key": (m) => e2ee.receive(m),
+  "e2ee-ack": (m) => e2ee.receive(m),
   signal: (m) => transport.receive(m),
   "restart-ice": (m) => transport.receive(m),
   "relay-answer": (m) => transport.receive(m),
@@ -151,6 +162,7 @@ function onWelcome(message) {
   ctx.max = Number(message.maxParticipants) || 2;
   call.peerOnline = !!message.peer_online;
   grid.key = message.key || role;
+  e2ee.setSelf(grid.key, message.e2ee !== "warn");
   if (reconnect) document.body.dispatchEvent(new CustomEvent("socket-back")); // chat history again
   if (hangingUp(message.state)) {
     send({ type: "hangup" });
@@ -297,6 +309,7 @@ function endCall() {
   transport = new P2PTransport(ctx);
   sharing.stop(false);
   grid.reset();
+  e2ee.reset();
   quality.update();
   resetStage();
   // The practice keeps its camera for the next call; patients and guests are done.
@@ -339,6 +352,7 @@ window.sprechzimmerCall = {
   get state() { return viewOf(call, connection()); },
   get mode() { return transport.mode; },
   get slots() { return Object.assign({}, grid.slots); },
+  get e2ee() { return { encrypted: e2ee.encrypted(), code: e2ee.code, stats: e2ee.workerStats }; },
 };
 
 onActions(actions);

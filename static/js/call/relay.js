@@ -65,12 +65,12 @@ export class RelayTransport extends Transport {
 
   async #join() {
     this.backoff.cancel();
-    const { media, grid } = this.ctx;
-    await media.ensure();
+    const { media, grid, e2ee } = this.ctx;
+    await Promise.all([media.ensure(), e2ee.ready]);
     if (this.closed || !this.ctx.isMember()) return;
     this.closePeer();
     this.#clearRemoteMedia();
-    const peer = this.openPeer();
+    const peer = this.openPeer(e2ee.peerConfig());
     grid.live = true;
     this.joining = true;
     // A rejoin after a loss stays "reconnecting" (the page says "Verbindung unterbrochen")
@@ -81,12 +81,18 @@ export class RelayTransport extends Transport {
       if (event.track.kind === "audio") this.#addRemoteAudio(event.transceiver.mid, event.track);
       grid.addTrack(event.transceiver.mid, event.track);
     };
-    peer.addTransceiver(media.mic || "audio", { direction: "sendonly", streams: [media.stream] });
-    peer.addTransceiver(media.video || "video", { direction: "sendonly", streams: [media.stream],
-      sendEncodings: [{ maxBitrate: VIDEO_MAX_BITRATE }] });
-    for (let i = 1; i < this.ctx.max; i += 1) peer.addTransceiver("audio", { direction: "recvonly" });
-    for (let i = 1; i < this.ctx.max; i += 1) peer.addTransceiver("video", { direction: "recvonly" });
+    // Every frame in and out passes the frame transform: the relay forwards ciphertext.
+    e2ee.attach(peer.addTransceiver(media.mic || "audio", { direction: "sendonly", streams: [media.stream] }).sender,
+      "send", "audio");
+    e2ee.attach(peer.addTransceiver(media.video || "video", { direction: "sendonly", streams: [media.stream],
+      sendEncodings: [{ maxBitrate: VIDEO_MAX_BITRATE }] }).sender, "send", "video");
+    for (const kind of ["audio", "video"]) {
+      for (let i = 1; i < this.ctx.max; i += 1) {
+        e2ee.attach(peer.addTransceiver(kind, { direction: "recvonly" }).receiver, "receive", kind);
+      }
+    }
     this.preferVp8();
+    e2ee.hello();
     try {
       await peer.setLocalDescription(await peer.createOffer());
       await gathered(peer);
@@ -96,7 +102,7 @@ export class RelayTransport extends Transport {
       return;
     }
     if (this.pc !== peer) return;
-    this.ctx.send({ type: "relay-offer", sdp: peer.localDescription.sdp });
+    this.ctx.send({ type: "relay-offer", sdp: peer.localDescription.sdp, e2ee: e2ee.supported });
     clearTimeout(this.answerTimer);
     this.answerTimer = setTimeout(() => {
       if (this.pc === peer && this.joining) {

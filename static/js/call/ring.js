@@ -53,7 +53,7 @@ export function ringing(on) {
     root.dataset.ringShownAt = String(performance.timeOrigin + performance.now());
     chime();
     ringTimer = setInterval(chime, RING_EVERY_MS);
-    if (navigator.vibrate) navigator.vibrate([400, 200, 400]);
+    if (mayVibrate()) navigator.vibrate([400, 200, 400]);
     document.title = t("ringTitle") || baseTitle;
   } else {
     stopRingTone();
@@ -66,11 +66,17 @@ export function stopRingTone() {
   clearInterval(ringTimer);
   ringTimer = null;
   document.title = baseTitle;
-  if (navigator.vibrate) navigator.vibrate(0);
+  if (mayVibrate()) navigator.vibrate(0);
 }
 
 // Escape must not silently dismiss a ringing call.
 export function keepRingDialogOpen() {
   const dialog = $("#ring-dialog");
   if (dialog) dialog.addEventListener("cancel", (event) => event.preventDefault());
+}
+
+// Chrome refuses (and logs an error) before the user touched the page, e.g. right after
+// a reload: the ring tone and the dialog still ring then.
+function mayVibrate() {
+  return !!navigator.vibrate && (!navigator.userActivation || navigator.userActivation.hasBeenActive);
 }

@@ -17,6 +17,7 @@
 //   close()              for good; a transport is not started again
 // The context (ctx) is shared and read at use time: ICE servers change with each welcome.
 //   ctx.iceServers, ctx.iceTransportPolicy, ctx.max, ctx.media (LocalMedia), ctx.grid (Grid),
+//   ctx.e2ee (FrameEncryption, e2ee.js),
 //   ctx.send(message),
 //   ctx.sendMediaState(), ctx.onState(transport), ctx.isMember(), ctx.onRefused(message)
 // Each transport owns its negotiation and its senders and receivers, so what belongs to
@@ -72,13 +73,14 @@ export class Transport {
   }
 
   // Only the servers handed out for this call: never a browser's public default.
-  openPeer() {
+  // extra: more configuration (the frame transform's, e2ee.js).
+  openPeer(extra = {}) {
     this.closePeer();
-    const peer = new RTCPeerConnection({
+    const peer = new RTCPeerConnection(Object.assign({
       iceServers: this.ctx.iceServers,
       iceTransportPolicy: this.ctx.iceTransportPolicy,
       bundlePolicy: "max-bundle",
-    });
+    }, extra));
     this.pc = peer;
     peer.onconnectionstatechange = () => {
       if (this.pc === peer) this.onConnectionState(peer.connectionState);

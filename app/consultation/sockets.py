@@ -332,6 +332,9 @@ class Connection(HubSocket):
     def to_everyone_else(self, message):
         """To all other pages of the appointment, marked with whose it is ("from")."""
         message = {**message, "from": self.identity.key}
+        if message["type"] == "e2ee-hello" and message["pub"] is None and self.guest:
+            # Staff's page names the guest whose browser cannot encrypt a group call.
+            message["name"] = self.identity.display_name
         # Other guests share the guests' channel; deliver() drops the sender's own.
         others = [role for role in Role if role != self.identity.role or role == Role.GUEST]
         self.hub.broadcast(self.identity.appointment_id, message, roles=others)

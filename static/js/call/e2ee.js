@@ -58,6 +58,7 @@ export class FrameEncryption {
     this.self = null;
     this.required = true;
     this.peers = new Map(); // member key -> {pub (base64url) | null, publicKey, wrap: {out, in}}
+    this.heard = new Map(); // without frame encryption: member key -> the last public key heard
     this.members = []; // the others in the relay call now (roster)
     this.current = null; // {kid, base, ackedBy: Set}
     this.pending = null; // {kid, base, waiting: Set, timer}
@@ -133,7 +134,16 @@ export class FrameEncryption {
   }
 
   receive(message) {
-    if (!this.supported || !message.from || message.from === this.self) return;
+    if (!message.from || message.from === this.self) return;
+    if (!this.supported) {
+      // Still answered: a page that comes later learns that this one cannot encrypt.
+      if (message.type === "e2ee-hello" && this.heard.get(message.from) !== message.pub) {
+        this.heard.set(message.from, message.pub);
+        clearTimeout(this.replyTimer);
+        this.replyTimer = setTimeout(() => this.hello(), REKEY_DEBOUNCE_MS);
+      }
+      return;
+    }
     const run = { "e2ee-hello": () => this.#onHello(message), "e2ee-key": () => this.#onKey(message),
       "e2ee-ack": () => this.#onAck(message) }[message.type];
     if (run) this.ready.then(run).catch((e) => log("e2ee " + message.type, e));

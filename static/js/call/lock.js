@@ -2,7 +2,7 @@
 // from browser to browser by WebRTC itself (DTLS-SRTP; a TURN server only passes the
 // ciphertext on). A group call through the relay is end-to-end encrypted only while
 // e2ee.js holds current keys of everyone: then it also shows the verification code.
-import { $, t } from "./page.js";
+import { $, notice, role, t } from "./page.js";
 
 export function showEncryption(e2ee, mode, connected) {
   const box = $("#e2ee");
@@ -21,4 +21,15 @@ export function showEncryption(e2ee, mode, connected) {
   const code = state === "encrypted" ? e2ee.code : null;
   $("#e2ee-code").textContent = code || "";
   $("#e2ee-code-box").hidden = !code;
+}
+
+// Staff learn before a group call whose browser cannot encrypt it (every page of a group
+// tariff says hello with its welcome); the practice's setting decides whether it may join.
+const warned = new Set();
+export function warnUnencrypted(message) {
+  if (role !== "staff" || message.pub !== null || warned.has(message.from)) return;
+  warned.add(message.from);
+  // Stays up (an error notice) until the next one: the practice may have to act on it.
+  notice(message.from === "patient" ? t("e2eeUnsupportedPatient") : t("e2eeUnsupportedGuest", { name: message.name || "" }),
+    "error");
 }

@@ -10,7 +10,7 @@ import { Grid } from "./grid.js";
 import { LocalMedia } from "./media.js";
 import { P2PTransport } from "./p2p.js";
 import { LostWatch } from "./lost.js";
-import { showEncryption } from "./lock.js";
+import { showEncryption, warnUnencrypted } from "./lock.js";
 import { notice, noticeUnlessError, onActions, role, root, t } from "./page.js";
 import { Quality } from "./quality.js";
 import { RelayTransport } from "./relay.js";
@@ -120,7 +120,7 @@ const handlers = {
     e2ee.setRequired(m.e2ee !== "warn");
     e2ee.setMembers(grid.roster.filter((p) => !p.away).map((p) => p.key));
   },
-  "e2ee-hello": (m) => e2ee.receive(m),
+  "e2ee-hello": (m) => { e2ee.receive(m); if (ctx.group) warnUnencrypted(m); },
   "e2ee-key": (m) => e2ee.receive(m),
   "e2ee-ack": (m) => e2ee.receive(m),
   signal: (m) => transport.receive(m),
@@ -160,9 +160,11 @@ function onWelcome(message) {
   ctx.iceServers = Array.isArray(message.iceServers) ? message.iceServers : [];
   ctx.iceTransportPolicy = message.iceTransportPolicy === "relay" ? "relay" : "all";
   ctx.max = Number(message.maxParticipants) || 2;
+  ctx.group = !!message.group;
   call.peerOnline = !!message.peer_online;
   grid.key = message.key || role;
   e2ee.setSelf(grid.key, message.e2ee !== "warn");
+  if (ctx.group) e2ee.hello();
   if (reconnect) document.body.dispatchEvent(new CustomEvent("socket-back")); // chat history again
   if (hangingUp(message.state)) {
     send({ type: "hangup" });

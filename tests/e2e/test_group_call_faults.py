@@ -206,6 +206,10 @@ def test_group_call_survives_a_relay_restart_and_shows_the_speaker(logged_in, ot
     after = measure(pages)
     report("three in the call after the relay restart:", after)
     assert_media(after, {own: others(pages, own) for own in pages})
+    # Still end-to-end encrypted, with the same keys (docs/encryption.md).
+    for page in pages.values():
+        expect(page.locator("#e2ee")).to_have_attribute("data-state", "encrypted")
+    assert len({page.locator("#e2ee-code").inner_text() for page in pages.values()}) == 1
 
     # Active speaker: only the staff's microphone is on. The others' pages show the
     # staff's tile speaking and never a muted one; the staff page hears nobody.
@@ -243,6 +247,9 @@ def test_group_call_screen_sharing_screenshot_and_leaving(logged_in, other_page,
         tile_shows(pages[own], sharer, screen_width)
     shared = measure({own: pages[own] for own in viewers})
     report("a guest shares the screen:", shared)
+    # The screen goes out on the same encrypted sender as the camera did.
+    for page in pages.values():
+        expect(page.locator("#e2ee")).to_have_attribute("data-state", "encrypted")
     for own, result in shared.items():
         screen = result["rates"][sharer]
         assert screen["width"] == screen_width and screen["fps"] >= MIN_SCREEN_FPS, f"{own}: screen {screen}"

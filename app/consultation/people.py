@@ -48,23 +48,25 @@ def of(appointment, hub: Hub):
     HubUnavailable when the hub cannot say whose page is open."""
     aid = appointment.id
     accepted = hub.call_state(aid).state == ACCEPTED
-    # Only a running call can have members on the relay: no request to it otherwise.
-    on_relay = group.members(aid) if accepted else set()
 
     def there(key):
         return hub.subscribers(channel(aid, key)) > 0
 
-    # The patient belongs to an accepted call even while off the relay (before it joins,
-    # a 1:1 call, a moment's reload): the open page is what counts.
+    guests = [(guest_key(p.id), p) for p in appointment.participants]
+    open_pages = {key for key, _ in guests if there(key)}
+    # A guest is on the relay only while its page is open (its socket's end takes it off),
+    # and only in a running call: the relay is asked then alone, not on every 1:1 call.
+    on_relay = group.members(aid) if accepted and open_pages else set()
+    # The patient belongs to an accepted call whether or not on the relay (a 1:1 call,
+    # joining it, a reload): the open page is what counts.
     if there(Role.PATIENT):
         state = IN_CALL if accepted else WAITING
     else:
-        state = IN_CALL if Role.PATIENT in on_relay else AWAY
+        state = AWAY
     people = [Person(str(Role.PATIENT), appointment.contact.full_name, str(PATIENT), state)]
-    for participant in appointment.participants:
-        key = guest_key(participant.id)
-        # A guest is in the call only on the relay; with the page open, not joined, it waits.
-        state = IN_CALL if key in on_relay else WAITING if there(key) else AWAY
+    for key, participant in guests:
+        # In the call only on the relay; with the page open and not joined, waiting.
+        state = IN_CALL if key in on_relay else WAITING if key in open_pages else AWAY
         people.append(Person(key, participant.full_name,
                              str(guest_roles.label(participant.call_role)), state))
     return people

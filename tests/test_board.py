@@ -250,6 +250,102 @@ def test_delay_of_another_practices_appointment_is_404(app, make_call):
         assert db.session.get(Appointment, theirs.id).delay_minutes is None
 
 
+def board_delay(call, **data):
+    """The pick from the "Heute" board line: the panel's route, asked for the board's form."""
+    prefix = f"d{call.id}-"
+    return call.staff_auth.post(f"/patienten/termine/{call.id}/verspaetung?ansicht=heute",
+                                data={prefix + k: v for k, v in data.items()})
+
+
+def test_the_board_offers_the_delay_pick_while_the_patient_waits_or_is_to_come(app, make_call):
+    call = todays_call(app, make_call)
+    html = line(board_html(call.staff_auth), call.id)  # link opened, the appointment to come
+    assert f'id="board-appointment-{call.id}-delay"' in html
+    assert f'action="/patienten/termine/{call.id}/verspaetung?ansicht=heute"' in html
+    assert f'name="d{call.id}-action"' in html and 'name="csrf_token"' in html
+    assert 'aria-label="Verspätung mitteilen: Erika Mustermann"' in html
+    for n in (5, 10, 15, 30):
+        assert f'<option value="{n}">ca. {n} Min. später</option>' in html
+    # the form sits beside the line's link, not inside it
+    assert html.index("</a>") < html.index("<form")
+    assert "Hinweis entfernen" not in html  # nothing to remove yet
+
+    board = board_socket(call)
+    patient = call.patient()
+    board.take("board", what="waiting")
+    assert f'id="board-appointment-{call.id}-delay"' in line(board_html(call.staff_auth), call.id)
+
+    staff = call.staff()
+    call.accept(staff, patient)
+    board.take("board", what="call")  # in the call: a delay notice says nothing any more
+    assert f'id="board-appointment-{call.id}-delay"' not in line(board_html(call.staff_auth), call.id)
+
+
+def test_a_pick_on_the_board_reaches_the_waiting_patient(app, make_call):
+    call = todays_call(app, make_call)
+    board = board_socket(call)
+    patient = call.patient()
+    board.take("board", what="waiting")
+
+    response = board_delay(call, action="15")
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    # The board's own form comes back (the panel's route, not its fragment), and the toast.
+    assert body.startswith("<form") and f'id="board-appointment-{call.id}-delay"' in body
+    assert '<option value="15" selected>' in body and "Hinweis entfernen" in body
+    assert f'id="appointment-{call.id}-delay"' not in body
+    assert "Der Patient sieht den Hinweis jetzt im Wartezimmer." in body
+    assert patient.expect("delay") == {"type": "delay", "minutes": 15}
+    assert board.take("board", what="delay")["appointment_id"] == call.id
+    with app.app_context():
+        a = db.session.get(Appointment, call.id)
+        assert (a.delay_minutes, a.delay_notice) == (15, None) and a.delay_notice_at is not None
+    assert "Verspätung mitgeteilt" in line(board_html(call.staff_auth), call.id)
+
+    assert board_delay(call, action="clear").status_code == 200
+    assert patient.expect("delay") == {"type": "delay"}
+    with app.app_context():
+        assert db.session.get(Appointment, call.id).delay_minutes is None
+
+    # Without JavaScript the form posts as a page, which shows it too.
+    page = call.staff_auth.post(f"/patienten/termine/{call.id}/verspaetung?ansicht=heute",
+                                data={f"d{call.id}-action": "5"}, htmx=False)
+    assert page.status_code == 200 and 'id="board"' in page.get_data(as_text=True)
+    assert patient.expect("delay") == {"type": "delay", "minutes": 5}
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"action": ""}, "Bitte wählen Sie eine Verspätung aus."),
+    ({"action": "7"}, "Bitte wählen Sie eine Verspätung aus."),
+    ({"action": "text"}, "Bitte geben Sie einen Hinweis ein."),
+    ({"action": "text", "text": "<b>gleich</b>"}, "Bitte ohne spitze Klammern"),
+])
+def test_a_bad_pick_on_the_board_says_why_beside_it_and_changes_nothing(app, make_call, data, message):
+    call = todays_call(app, make_call)
+    patient = call.patient()
+    assert board_delay(call, action="10").status_code == 200
+    patient.expect("delay")
+    response = board_delay(call, **data)
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert f'id="board-appointment-{call.id}-delay"' in body and message in body
+    assert 'aria-invalid="true"' in body and "<b>gleich" not in body
+    with app.app_context():
+        a = db.session.get(Appointment, call.id)
+        assert (a.delay_minutes, a.delay_notice) == (10, None)
+    patient.send({"type": "ping"})
+    assert patient.first_of("delay", "pong")["type"] == "pong"  # no second delay came
+
+
+def test_a_pick_for_another_practices_board_line_is_404(app, make_call):
+    ours, theirs = make_call(), make_call()
+    response = ours.staff_auth.post(f"/patienten/termine/{theirs.id}/verspaetung?ansicht=heute",
+                                    data={f"d{theirs.id}-action": "10"})
+    assert response.status_code == 404
+    with app.app_context():
+        assert db.session.get(Appointment, theirs.id).delay_minutes is None
+
+
 # -- the month's records as CSV -----------------------------------------------------------
 
 def test_month_csv_for_billing(app, make_call):

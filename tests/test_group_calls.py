@@ -13,14 +13,17 @@ import time
 
 import pytest
 
+from app.auth.models import MFA, Practice
+from app.auth.services import add_staff
 from app.consultation import relay
+from app.extensions import db
 from media_relay.client import RelayRefused
 from tests.support.browsers import BrowserLoop, assert_media_follows_roster, expected_slots, join_in_turn
 from tests.support.calls import PATIENT_NAME, PRACTICE_NAME
 from tests.support.ports import free_port
 from tests.support.relay import SECRET, RelayProcess, close_room_quietly, relay_client, room_members
 from tests.support.waiting import wait_until
-from tests.support.webapp import sqlite_only
+from tests.support.webapp import PASSWORD, logged_in, sqlite_only
 
 FULL_MESSAGE = "An diesem Anruf nimmt bereits die größtmögliche Zahl von Personen teil."
 # On the in-process hub only: a Redis run of each would double this file's time (aiortc
@@ -495,3 +498,113 @@ def test_a_full_room_refuses_a_further_member(group, relay_url, aio, app):
     with app.app_context(), pytest.raises(relay.RelayFull) as full:
         relay.join(call.room, "guest-0", sdp)
     assert (full.value.reason, full.value.message) == ("room_full", FULL_MESSAGE)
+
+
+# -- the staff's list of who is in the call and who waits (issue 11) -----------------------
+
+PERSON = re.compile(r'data-key="([^"]+)" data-state="([^"]+)">.*?<span class="person-name">([^<]*)</span>\s*'
+                    r'<span class="person-role">\(([^)]*)\)</span>\s*<span class="person-state">([^<]*)</span>', re.S)
+
+
+def listed(auth, appointment_id):
+    """The call page's list as it fetches itself: {key: (state, name, role, state's words)}."""
+    response = auth.get(f"/anruf/{appointment_id}/personen")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert html.lstrip().startswith('<ul id="call-people-list"')
+    return {key: rest for key, *rest in (m.groups() for m in PERSON.finditer(html))}
+
+
+def states(call):
+    return {key: person[0] for key, person in listed(call.staff_auth, call.id).items()}
+
+
+def hears_no_people_news(*pages):
+    """The list's news goes to the staff's pages only: a patient's or guest's page gets
+    its answer to a ping before any such news (there is none)."""
+    for page in pages:
+        page.send({"type": "ping"})
+        assert page.first_of("people", "pong")["type"] == "pong", page.label
+
+
+@sqlite_only
+def test_staff_see_who_is_in_the_group_call_and_who_waits_with_their_roles(group, relay_url, aio):
+    call = group(guests=2)
+    first, second = (f"guest-{pid}" for pid in call.guest_ids)
+    staff = call.staff()
+    page = call.staff_auth.get(f"/anruf/{call.id}", htmx=False).get_data(as_text=True)
+    assert 'id="call-people"' in page and f'hx-get="/anruf/{call.id}/personen"' in page
+    assert listed(call.staff_auth, call.id) == {
+        "patient": ["away", PATIENT_NAME, "Patient/in", "Nicht da"],
+        first: ["away", "Jonas Dolmetscher", "Dolmetscher/in", "Nicht da"],
+        second: ["away", "Mira Tochter", "Angehörige/r", "Nicht da"],
+    }
+
+    # Pages opening outside the call: they wait, and the staff page hears of each.
+    patient = call.patient()
+    staff.expect("presence", peer_online=True)
+    guest = call.guest(0)
+    staff.take("people")
+    assert states(call) == {"patient": "waiting", first: "waiting", second: "away"}
+    # Staff ring and the patient accepts: the patient is in the call, the guest still waits.
+    call.accept(staff, patient)
+    assert states(call) == {"patient": "in-call", first: "waiting", second: "away"}
+    hears_no_people_news(patient, guest)
+    guest.close()
+    staff.take("people")
+    assert states(call)[first] == "away"
+    for page in (staff, patient):
+        page.close()
+
+    # A call on the relay with the first guest; the second opens the link meanwhile.
+    staff, patient, (guest,), browsers, _ = joined(call, aio, guests=1)
+    assert states(call) == {"patient": "in-call", first: "in-call", second: "away"}
+    later = call.guest(1)
+    staff.take("people")
+    assert states(call) == {"patient": "in-call", first: "in-call", second: "waiting"}
+    # The first guest hangs up but keeps the page open: back to waiting.
+    guest.send({"type": "hangup"})
+    staff.take("roster", where=lambda r: keys_of(r) == {"staff", "patient"})
+    assert states(call) == {"patient": "in-call", first: "waiting", second: "waiting"}
+    later.close()
+    staff.take("people")
+    assert states(call)[second] == "away"
+    hears_no_people_news(patient, guest)
+
+    # In the staff's language.
+    client = call.staff_client
+    client.post("/language", data={"lang": "en", "next": "/patienten", "csrf_token": call.staff_auth.token})
+    english = listed(call.staff_auth, call.id)
+    assert english["patient"][2:] == ["Patient", "In the call"]
+    assert english[first][2:] == ["Interpreter", "Waiting"] and english[second][3] == "Not here"
+
+
+def test_the_list_of_a_calls_people_is_for_the_practices_call_staff_only(group, make_call, app):
+    call = group(guests=1)
+    path = f"/anruf/{call.id}/personen"
+    assert call.staff_auth.get(path).status_code == 200
+    # Another practice's staff: as if there were no such appointment.
+    other = make_call()
+    response = other.staff_auth.get(path)
+    assert response.status_code == 404 and PATIENT_NAME not in response.get_data(as_text=True)
+    # The patient's and the guest's browsers hold no login.
+    for client in (call.patient_client, call.guest_clients[call.guest_ids[0]]):
+        response = client.get(path, headers={"HX-Request": "true"})
+        assert response.status_code in (302, 401), response.status_code
+        assert PATIENT_NAME not in response.get_data(as_text=True)
+        assert "Jonas" not in response.get_data(as_text=True)
+    # An MFA of the same practice conducts no call, so sees no call's people either.
+    with app.app_context():
+        add_staff(db.session.get(Practice, call.practice_id), "mfa@gruppe.example", "Mia MFA", PASSWORD, MFA)
+    response = logged_in(app, "mfa@gruppe.example").get(path)
+    assert response.status_code == 403 and "Jonas" not in response.get_data(as_text=True)
+    # Without JavaScript the address leads to the call page, which has the list.
+    assert call.staff_auth.get(path, htmx=False).headers["Location"].endswith(f"/anruf/{call.id}")
+
+
+def test_a_practice_without_group_calls_shows_no_list(group):
+    call = group(tariff="standard", guests=0)
+    page = call.staff_auth.get(f"/anruf/{call.id}", htmx=False).get_data(as_text=True)
+    assert 'id="call-people"' not in page
+    response = call.staff_auth.get(f"/anruf/{call.id}/personen")
+    assert response.status_code == 403 and "Tarif Premium" in response.get_data(as_text=True)

@@ -283,6 +283,8 @@ def test_guest_socket_is_known_as_guest_and_leaves_the_call_alone(app, auth, pre
     assert welcome["peer_online"] is True
     (participant_id,) = _participant_ids(app)
     assert welcome["key"] == f"guest-{participant_id}"
+    # The staff page hears that its list of the call's people changed; no presence.
+    assert staff_ws.recv() == {"type": "people"}
     # A guest's camera and microphone state reach the others, marked with its key.
     guest_ws.send({"type": "media-state", "camera": True, "mic": True, "screen": False})
     assert staff_ws.recv() == {"type": "media-state", "camera": True, "mic": True, "screen": False,

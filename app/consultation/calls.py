@@ -12,7 +12,7 @@ from flask import current_app
 
 from app import events, extensions
 from app.auth import audit
-from app.consultation import group, relay
+from app.consultation import group, people, relay
 from app.hub import ACCEPTED, DECLINED, ENDED, IDLE, OFFLINE, RINGING, HubUnavailable, channel
 from app.patients import progress
 from app.roles import Role, member_key
@@ -136,6 +136,7 @@ def _close_the_removed_guests_pages(participant_id, appointment_id, **_):
         extensions.hub.broadcast(appointment_id, {"type": "participant-removed",
                                                   "participant_id": participant_id},
                                  roles=(Role.GUEST,))
+        people.changed(extensions.hub.get(), appointment_id)  # off the staff's list
     except HubUnavailable:
         # Removed already; the guest's socket is closed meanwhile and refused on return.
         log.info("guest not told of the removal appointment=%s hub=unavailable", appointment_id)

@@ -55,6 +55,16 @@ def end(appointment_id):
     relay.close_room(appointment_id)
 
 
+def members(appointment_id):
+    """The keys on the relay now: the call's members whose media goes through it (empty
+    when the relay holds no room, or cannot be asked)."""
+    try:
+        room = relay.room(relay.room_id(appointment_id))
+    except relay.RelayError:
+        return set()
+    return {peer["participant"] for peer in room["participants"]}
+
+
 def roster(appointment_id):
     """{"type": "roster", ...} for everybody, or None when the relay holds no room."""
     try:

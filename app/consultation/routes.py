@@ -5,16 +5,17 @@ from flask_wtf.csrf import generate_csrf
 
 from app.auth import sessions
 from app.auth.models import Practice
-from app.consultation import bp, calls, protocol, sockets
+from app.consultation import bp, calls, people, protocol, sockets
 from app.consultation.forms import ConsentForm
 from app.consultation.identity import consent_missing, patient_identity, staff_identity
-from app.extensions import db, limiter, sock
+from app.extensions import db, hub, limiter, sock
+from app.hub import HubUnavailable
 from app.patients import consent, links
 from app.patients.models import Appointment
 from app.roles import Role
-from app.tariffs import has_feature
+from app.tariffs import FEATURE_MESSAGES, has_feature
 from app.timeutil import to_local, utcnow
-from app.web import current_practice, error_page, load_in_practice
+from app.web import current_practice, error_page, is_htmx, load_in_practice
 
 
 def _invalid_link():
@@ -143,6 +144,14 @@ def _no_calls_for_mfa():
                              "Das Gespräch führt eine Ärztin oder ein Arzt."))
 
 
+def _people_of(appointment, practice):
+    """The group call's people for the staff page, None where the tariff has no group
+    calls (the page shows no list) or the hub cannot say now (HubUnavailable)."""
+    if not has_feature(practice, "participants"):
+        return None
+    return people.of(appointment, hub.get())
+
+
 @bp.route("/anruf/<int:appointment_id>")
 @login_required
 def call(appointment_id):
@@ -150,9 +159,36 @@ def call(appointment_id):
     appointment = load_in_practice(Appointment, appointment_id, practice)
     if not current_user.conducts_calls:
         return _no_calls_for_mfa()
+    try:
+        listed = _people_of(appointment, practice)
+    except HubUnavailable:
+        listed = []  # the list fills in once the page's socket is back
     return render_template("consultation/call.html", title=_("Videosprechstunde"), **_call_context(
         appointment, practice, Role.STAFF,
-        url_for("consultation.staff_socket", appointment_id=appointment.id)))
+        url_for("consultation.staff_socket", appointment_id=appointment.id)),
+        people=listed)
+
+
+@bp.route("/anruf/<int:appointment_id>/personen")
+@login_required
+def call_people(appointment_id):
+    """The call page's list of who is in the call and who waits, fetched again whenever
+    its socket hears that this may have changed (js/call/main.js)."""
+    practice = current_practice()
+    appointment = load_in_practice(Appointment, appointment_id, practice)
+    if not current_user.conducts_calls:
+        return _no_calls_for_mfa()
+    if not is_htmx():
+        return redirect(url_for("consultation.call", appointment_id=appointment.id))
+    try:
+        listed = _people_of(appointment, practice)
+    except HubUnavailable:
+        # 503 is not swapped (base.html's htmx-config): the list on screen stays.
+        return error_page(503, _("Wer im Gespräch ist, lässt sich gerade nicht abfragen."))
+    if listed is None:
+        return error_page(403, FEATURE_MESSAGES["participants"])
+    return render_template("consultation/_people.html", appointment=appointment,
+                           people=listed), 200, {"Vary": "HX-Request"}
 
 
 @bp.route("/anruf/<int:appointment_id>/starten", methods=["POST"])

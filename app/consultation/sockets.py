@@ -13,7 +13,7 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from app.auth import audit, sessions
-from app.consultation import calls, group, protocol, relay
+from app.consultation import calls, group, people, protocol, relay
 from app.consultation.ice import ice_servers
 from app.extensions import db, hub
 from app.hub import (
@@ -172,7 +172,9 @@ class Connection(HubSocket):
                                           "name": self.identity.display_name}
             welcome["peer_online"] = self.hub.subscribers(self.peer_channel) > 0
             self._send_locked(welcome)
-        if not self.guest:
+        if self.guest:
+            people.changed(self.hub, aid)  # the staff's list: this guest waits now
+        else:
             self.hub.broadcast(aid, {"type": "presence", "peer_online": True}, roles=(self.peer,))
         self.log.info("connected")
 
@@ -196,7 +198,9 @@ class Connection(HubSocket):
             if group.leave(self.identity):
                 group.publish_roster(self.hub, aid)
         if self.guest:
-            # The 1:1 call neither sees guests come and go nor resets for them.
+            # The 1:1 call neither sees guests come and go nor resets for them; the
+            # staff's list of the group call's people does.
+            people.changed(self.hub, aid)
             self.log.info("disconnected")
             return
         online = self.hub.subscribers(self.own_channel) > 0

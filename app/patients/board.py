@@ -39,6 +39,9 @@ class Line:
     deliveries: list  # (channel, status, words) of the patient's invitation
     # The patient withdrew their consent to the Videosprechstunde (and has not given it again).
     consent_withdrawn: bool = False
+    # A delay notice still means something: the patient waits, or the appointment is yet
+    # to come (not after its end, the call or a cancellation).
+    delay_open: bool = False
 
     @property
     def waiting(self):
@@ -122,6 +125,7 @@ def line_of(appointment, practice, now, words, consent_withdrawn=False):
         late=open_ and started and not waiting,
         overdue=open_ and (now >= appointment.ends_at or (waiting and started)),
         deliveries=deliveries, consent_withdrawn=consent_withdrawn,
+        delay_open=open_ and (waiting or now < appointment.ends_at),
     )
 
 

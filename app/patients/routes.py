@@ -195,16 +195,20 @@ def _delay_form(appointment):
 
 @bp.route("/patienten/termine/<int:appointment_id>/verspaetung", methods=["POST"])
 def set_delay(appointment_id):
+    """From the panel (_delay.html) or a "Heute" board line (?ansicht=heute,
+    _board_delay.html): one service, each place gets its own form back."""
     practice = current_practice()
     appointment = load_in_practice(Appointment, appointment_id, practice)
     form = delay.DelayForm(prefix=f"d{appointment.id}")
+    from_board = request.args.get("ansicht") == "heute"
+    fragment = "patients/_board_delay.html" if from_board else "patients/_delay.html"
     if not form.validate():
-        return render("patients/index.html", "patients/_delay.html", status=422, a=appointment,
-                      delay_form=form, **_lists_for_page(practice))
+        return render("patients/index.html", fragment, status=422, a=appointment, delay_form=form,
+                      errors=[*form.action.errors, *form.text.errors], **_lists_for_page(practice))
     delay.set_delay(appointment, form)
     toast(_("Der Hinweis wurde entfernt.") if form.action.data == "clear"
           else _("Der Patient sieht den Hinweis jetzt im Wartezimmer."), "success")
-    return render("patients/index.html", "patients/_delay.html", a=appointment,
+    return render("patients/index.html", fragment, a=appointment, errors=None,
                   delay_form=_delay_form(appointment), **_lists_for_page(practice))
 
 

@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from app.timeutil import to_local, utcnow
 from tests.e2e.steps import open_panel, patient_waits, post_appointment, start_call
+from tests.support.axe import assert_accessible
 
 NAME = ("Tilda", "Tagesplan")
 EMAIL = "tilda.tagesplan@example.org"
@@ -56,6 +57,17 @@ def test_board_delay_call_and_record(logged_in, other_page, smtp, stack):
     staff.locator(f"#appointment-{appointment_id}-delay").get_by_role("button", name="ca. 10 Min. später").click()
     expect(patient.locator("#delay-notice")).to_have_text("Ihr Termin beginnt ca. 10 Min. später.")
     expect(staff.locator(f"#appointment-{appointment_id}-delay")).to_contain_text("Der Patient sieht:")
+    # The same from the board's line: a pick beside it, through the same route.
+    expect(line).to_contain_text("Verspätung mitgeteilt")  # the board is as of the last pick
+    pick = line.get_by_role("combobox", name=f"Verspätung mitteilen: {' '.join(NAME)}")
+    expect(pick).to_have_value("10")
+    assert_accessible(staff, "board with the delay pick")
+    for box in (pick.bounding_box(), line.get_by_role("button", name="Mitteilen").bounding_box()):
+        assert box["height"] >= 44 and box["width"] >= 44, box
+    pick.select_option("15")
+    line.get_by_role("button", name="Mitteilen").click()
+    expect(patient.locator("#delay-notice")).to_have_text("Ihr Termin beginnt ca. 15 Min. später.")
+    expect(line.get_by_role("combobox")).to_have_value("15")
 
     start_call(staff, patient, " ".join(NAME))
     time.sleep(1.2)  # a call of a little more than a second

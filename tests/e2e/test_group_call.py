@@ -15,6 +15,7 @@ from tests.e2e.steps import (
     add_participant, guest_joins, guest_key, guest_link, in_relay_mode, invite, login, open_panel, patient_waits,
     start_call,
 )
+from tests.support.axe import assert_accessible
 from tests.support.chromium import keep_console
 from tests.support.page_media import assert_media, measure, report, sees_members, tile
 
@@ -72,10 +73,21 @@ def test_premium_group_call_through_the_relay(logged_in, other_page, more_pages,
     patient_waits(guests[0], links[0])
     start_call(staff, patient, "Gerda Gruppenpatientin")
 
+    # The practice's page lists everyone of the appointment with their role: the patient
+    # in the call, the first guest waiting outside it, the others not there yet.
+    listing = staff.locator("#call-people")
+    person = {key: listing.locator(f'[data-key="{key}"]') for key in ["patient", *keys]}
+    expect(person["patient"]).to_contain_text("Gerda Gruppenpatientin (Patient/in) Im Gespräch")
+    expect(person[keys[0]]).to_contain_text("Ida Dolmetscherin (Dolmetscher/in) Wartet")
+    expect(person[keys[1]]).to_contain_text("Tom Angehöriger (Angehörige/r) Nicht da")
+    assert_accessible(staff, "staff call page with the group's people")
+
     # The guest takes the running call: all three move to the relay.
     guest_joins(guests[0])
     pages = {"staff": staff, "patient": patient, keys[0]: guests[0]}
     everyone_in_the_call(pages, names, stack, appointment_id, "three in the call:")
+    expect(person[keys[0]]).to_have_attribute("data-state", "in-call")
+    expect(person[keys[0]]).to_contain_text("Im Gespräch")
     # Each page words the guest's role in the call on the guest's tile.
     for own in ("staff", "patient"):
         expect(tile(pages[own], keys[0]).locator(".tile-role")).to_have_text("Dolmetscher/in")
@@ -130,6 +142,12 @@ def test_premium_group_call_through_the_relay(logged_in, other_page, more_pages,
         guest_joins(guest)
     pages.update({keys[1]: guests[1], keys[2]: guests[2]})
     everyone_in_the_call(pages, names, stack, appointment_id, "five in the call:")
+    for key in keys:
+        expect(person[key]).to_have_attribute("data-state", "in-call")
+    # With four names above it, the practice's toolbar stays on screen.
+    viewport = staff.viewport_size
+    hangup = staff.locator('[data-action="hangup"]').bounding_box()
+    assert hangup["y"] + hangup["height"] <= viewport["height"], (hangup, viewport)
 
     # Staff hang up: the call ends for everyone and the relay frees the room.
     staff.locator('[data-action="hangup"]').click()

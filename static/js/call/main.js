@@ -149,8 +149,15 @@ const handlers = {
   "device-changed": (m) => notice(t(m.key === "patient" ? "deviceChangedPatient" : "deviceChangedGuest"), "info"),
 };
 
+// Staff in a group call: news after which the list of who is in the call and who waits
+// may be out of date (its page or socket came or went, the call state, who is on the
+// relay); the list (templates/consultation/_people.html) fetches itself again, and the
+// server decides what it says. "people": a guest's page came or went, or was removed.
+const PEOPLE_NEWS = new Set(["welcome", "presence", "call-state", "roster", "people"]);
+
 function handle(message) {
   if (Object.hasOwn(handlers, message.type)) handlers[message.type](message);
+  if (role === "staff" && PEOPLE_NEWS.has(message.type)) document.body.dispatchEvent(new CustomEvent("people-changed"));
 }
 
 function onWelcome(message) {

@@ -372,15 +372,32 @@ def test_guest_hangup_leaves_the_relay_and_staff_hangup_closes_the_room(group, r
 
 
 @sqlite_only
-def test_a_guest_page_that_goes_away_leaves_the_relay(group, relay_url, aio):
+def test_a_guest_page_that_goes_away_leaves_the_relay_and_stays_away_until_it_hangs_up(group, relay_url, aio):
+    """A network cut is not a goodbye (issue 9): the guest's socket closes, the server
+    takes the guest off the relay, and the others keep the guest's tile (away) until the
+    guest is back or hangs up."""
     call = group()
     staff, patient, (guest,), browsers, _ = joined(call, aio)
     guest_key = f"guest-{call.guest_ids[0]}"
+    away = [{"key": guest_key, "name": call.guest_names[call.guest_ids[0]], "role": "guest",
+             "call_role": "interpreter"}]
     # the guest's peer connection stays up: only the server can take it out
     assert browsers[guest_key].connected()
     guest.crash()
     wait_until(lambda: room_members(relay_url, call.room) == {"staff", "patient"}, "the relay lets the guest go")
-    assert keys_of(staff.take("roster")) == {"staff", "patient"}
+    roster = staff.take("roster")
+    assert keys_of(roster) == {"staff", "patient"} and roster["away"] == away, roster
+
+    # back on a new socket, the guest joins again: nobody is away
+    back = call.guest()
+    again = aio.browser(guest_key)
+    back.relay_offer(aio, again)
+    roster = staff.take("roster", where=lambda r: keys_of(r) == {"staff", "patient", guest_key})
+    assert roster["away"] == [], roster
+    # the guest hangs up: gone, not away
+    back.send({"type": "hangup"})
+    roster = staff.take("roster", where=lambda r: keys_of(r) == {"staff", "patient"})
+    assert roster["away"] == [], roster
 
 
 @sqlite_only

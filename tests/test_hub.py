@@ -144,3 +144,18 @@ def test_token_bucket_allows_bursts_then_the_rate():
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
     now[0] += 100
     assert sum(bucket.take() for _ in range(100)) == 60
+
+
+def test_joined_guests_are_kept_per_call_until_it_ends(hub):
+    """Guests who joined a group call and did not hang up (issue 9): on both hubs, per
+    appointment, and gone with the call's end (forget_joined) or its reset."""
+    assert hub.joined(7) == set()
+    hub.set_joined(7, "guest-1", True)
+    hub.set_joined(7, "guest-2", True)
+    hub.set_joined(8, "guest-3", True)
+    hub.set_joined(7, "guest-1", False)
+    assert (hub.joined(7), hub.joined(8)) == ({"guest-2"}, {"guest-3"})
+    hub.forget_joined(7)
+    assert (hub.joined(7), hub.joined(8)) == (set(), {"guest-3"})
+    hub.reset(8)
+    assert hub.joined(8) == set()

@@ -66,8 +66,10 @@ def transition(hub, appointment_id, allowed_from, target, group_calls=False):
             return None
         new = hub.compare_and_set(appointment_id, current, target)
         if new is not None:
-            if target == ENDED and group_calls:
-                group.end(appointment_id)
+            if target == ENDED:
+                hub.forget_joined(appointment_id)
+                if group_calls:
+                    group.end(appointment_id)
             _changed(hub, appointment_id, target)
             return new
 
@@ -133,6 +135,8 @@ def _end_with_the_appointment(appointment_id, **_):
 def _close_the_removed_guests_pages(participant_id, appointment_id, **_):
     # On the guests' shared channel: only that guest's sockets act on it.
     try:
+        # Gone for good, not away: their tile goes when their socket does.
+        extensions.hub.get().set_joined(appointment_id, member_key(Role.GUEST, participant_id), False)
         extensions.hub.broadcast(appointment_id, {"type": "participant-removed",
                                                   "participant_id": participant_id},
                                  roles=(Role.GUEST,))
@@ -157,6 +161,7 @@ def _cut_off_the_earlier_device(appointment_id, participant_id=None, device_id=N
         if hub.call_state(appointment_id).state == ACCEPTED:
             transition(hub, appointment_id, {ACCEPTED}, ENDED, group.is_active(appointment_id))
     else:
+        hub.set_joined(appointment_id, key, False)  # the new device joins anew
         try:
             relay.leave(relay.room_id(appointment_id), key)
         except relay.RelayError:
@@ -180,6 +185,7 @@ def _end_for_the_withdrawn(appointment_id, participant_id=None, **_):
             transition(hub, appointment_id, {RINGING, ACCEPTED}, ENDED,
                        group.is_active(appointment_id))
             return
+        hub.set_joined(appointment_id, key, False)
     except HubUnavailable:
         # Stored already: the pages' sockets are closed meanwhile and refused on return.
         log.info("call not told of the withdrawal appointment=%s hub=unavailable", appointment_id)

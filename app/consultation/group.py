@@ -65,8 +65,9 @@ def members(appointment_id):
     return {peer["participant"] for peer in room["participants"]}
 
 
-def roster(appointment_id):
-    """{"type": "roster", ...} for everybody, or None when the relay holds no room."""
+def roster(appointment_id, joined=()):
+    """{"type": "roster", ...} for everybody, or None when the relay holds no room.
+    ``joined``: the guests who joined the call and did not leave it (hub.joined)."""
     try:
         room = relay.room(relay.room_id(appointment_id))
     except relay.RelayError:
@@ -86,6 +87,10 @@ def roster(appointment_id):
     # (a network cut, a reload): the others keep their tiles, marked as away.
     away = [{"key": key, "name": names.get(key, ""), "role": key}
             for key in (Role.STAFF, Role.PATIENT) if key not in slots]
+    # So do guests who joined and did not hang up (issue 9): a cut network is not a goodbye.
+    away += [{"key": key, "name": names.get(key, ""), "role": Role.GUEST,
+              "call_role": names.get(key + ":role", "other")}
+             for key in sorted(joined) if key not in slots and key in names]
     # The practice's choice for browsers without frame encryption as it is now (issue 13):
     # pages opened before a change learn it here.
     e2ee = "warn" if names.get("allow_unencrypted") else "required"
@@ -94,7 +99,7 @@ def roster(appointment_id):
 
 
 def publish_roster(hub, appointment_id):
-    message = roster(appointment_id)
+    message = roster(appointment_id, hub.joined(appointment_id))
     if message is not None:
         hub.broadcast(appointment_id, message)
 

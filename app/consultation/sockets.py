@@ -348,6 +348,7 @@ class Connection(HubSocket):
         if kind == "decline":
             return
         if kind == "hangup":
+            self.hub.set_joined(aid, self.identity.key, False)
             if self.in_relay:
                 self.in_relay = False
                 if group.leave(self.identity):
@@ -396,6 +397,7 @@ class Connection(HubSocket):
             return
         self.in_relay = True
         if self.guest:
+            self.hub.set_joined(aid, self.identity.key, True)
             progress.took_part(aid, self.identity.key)  # the consultation record
         self.send({"type": "relay-answer", "sdp": answer})
         group.publish_roster(self.hub, aid)

@@ -112,6 +112,22 @@ class Hub(ABC):
     def reset(self, appointment_id: int):
         """Back to idle (deleted, or nobody connected any more); the version keeps rising."""
 
+    # Guests who joined the running call and did not hang up (issue 9): a guest whose
+    # network is cut keeps a tile, marked as away, as staff and patient do. The set goes
+    # with the call (forget_joined, reset).
+
+    @abstractmethod
+    def joined(self, appointment_id: int) -> set[str]:
+        ...
+
+    @abstractmethod
+    def set_joined(self, appointment_id: int, key: str, joined: bool):
+        ...
+
+    @abstractmethod
+    def forget_joined(self, appointment_id: int):
+        ...
+
     def broadcast(self, appointment_id: int, message: dict,
                   roles: Iterable[Role] = EVERYONE) -> dict[Role, int]:
         """Publish to the channels of these roles of one appointment; how many sockets
@@ -138,6 +154,7 @@ class InProcessHub(Hub):
         self._lock = threading.Lock()
         self._channels: dict[str, list[_InProcessSubscription]] = {}
         self._states: dict[int, CallState] = {}
+        self._joined: dict[int, set[str]] = {}
 
     def subscribe(self, channel, deliver):
         subscription = _InProcessSubscription(self, channel, deliver)
@@ -187,8 +204,25 @@ class InProcessHub(Hub):
             timer.start()
         return new
 
+    def joined(self, appointment_id):
+        with self._lock:
+            return set(self._joined.get(appointment_id, ()))
+
+    def set_joined(self, appointment_id, key, joined):
+        with self._lock:
+            keys = self._joined.setdefault(appointment_id, set())
+            if joined:
+                keys.add(key)
+            else:
+                keys.discard(key)
+
+    def forget_joined(self, appointment_id):
+        with self._lock:
+            self._joined.pop(appointment_id, None)
+
     def reset(self, appointment_id):
         with self._lock:
+            self._joined.pop(appointment_id, None)
             current = self._states.get(appointment_id)
             if current is not None:
                 # The version keeps rising so that a timer of an earlier ring stays harmless.

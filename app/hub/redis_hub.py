@@ -183,6 +183,9 @@ class RedisHub(Hub):
     def _state_key(self, appointment_id):
         return f"{self.prefix}call:{int(appointment_id)}"
 
+    def _joined_key(self, appointment_id):
+        return f"{self.prefix}joined:{int(appointment_id)}"
+
     @property
     def _deadlines_key(self):
         return f"{self.prefix}ring-deadlines"
@@ -293,6 +296,24 @@ class RedisHub(Hub):
     @_unavailable
     def reset(self, appointment_id):
         self._reset(keys=[self._state_key(appointment_id)], args=[IDLE, STATE_TTL_SECONDS])
+        self.redis.delete(self._joined_key(appointment_id))
+
+    @_unavailable
+    def joined(self, appointment_id):
+        return set(self.redis.smembers(self._joined_key(appointment_id)))
+
+    @_unavailable
+    def set_joined(self, appointment_id, key, joined):
+        name = self._joined_key(appointment_id)
+        if joined:
+            # As long as a call's state: a forgotten set does not outlive it in Redis.
+            self.redis.pipeline().sadd(name, key).expire(name, STATE_TTL_SECONDS).execute()
+        else:
+            self.redis.srem(name, key)
+
+    @_unavailable
+    def forget_joined(self, appointment_id):
+        self.redis.delete(self._joined_key(appointment_id))
 
     # Ring deadlines live in Redis, not in a timer of the process that rang: a restarted
     # worker must not leave a call ringing for ever. compare_and_set adds them, every

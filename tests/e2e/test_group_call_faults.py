@@ -303,37 +303,45 @@ CUT_SECONDS = 30
 TILE_LOST = "Verbindung unterbrochen"
 
 
-def test_group_call_patient_cut_for_real_comes_back_and_the_others_talk_on(logged_in, other_page, more_pages, smtp, stack):
+@pytest.mark.parametrize("who", ["patient", "guest"])
+def test_group_call_member_cut_for_real_comes_back_and_the_others_talk_on(logged_in, other_page, more_pages, smtp,
+                                                                          stack, who):
+    """The patient's or a guest's network is cut: the others keep that person's tile,
+    marked as broken (a guest's too: issue 9), talk on, and get the person back."""
     need_faults()
     staff, patient, guest = keep_console(logged_in("premium")), keep_console(other_page), keep_console(more_pages())
-    appointment_id, pages, names = group_call(stack, smtp, staff, patient, [guest], "Nora Netzschnitt",
-                                              [("Gustav", "Gastfreund")])
+    appointment_id, pages, names = group_call(stack, smtp, staff, patient, [guest], f"Nora Netzschnitt{who}",
+                                              [("Gustav", f"Gastfreund{who}")])
     guest_key_ = next(key for key in pages if key.startswith("guest-"))
-    others_ = {"staff": staff, guest_key_: guest}
+    cut_key = "patient" if who == "patient" else guest_key_
+    cut_page = pages[cut_key]
+    others_ = {k: p for k, p in pages.items() if k != cut_key}
     # The tiles follow getStats once a second: before the cut they say the patient's media
     # arrives, so what follows is the change from a working connection to a broken one.
     for page in others_.values():
-        expect(tile(page, "patient")).to_have_attribute("data-connection", "live", timeout=10_000)
-    with Cut(patient) as cut:
+        expect(tile(page, cut_key)).to_have_attribute("data-connection", "live", timeout=10_000)
+    with Cut(cut_page) as cut:
         started = time.monotonic()
         # True status within 3 s of the media stopping: the others' tile of the patient
         # says the connection is broken (not a frozen picture that looks fine), and so
         # does the patient's own page.
         for own, page in others_.items():
-            expect(tile(page, "patient")).to_have_attribute("data-connection", "lost", timeout=6_000)
-            expect(tile(page, "patient").get_by_text(TILE_LOST)).to_be_visible()
-            expect(tile(page, "patient").locator(".tile-name")).to_have_text(names["patient"])
-        patient.wait_for_function("() => window.sprechzimmerCall.state === 'reconnecting'", timeout=6_000)
-        expect(patient.get_by_text("Die Verbindung ist unterbrochen und wird wiederhergestellt …")).to_be_visible()
+            expect(tile(page, cut_key)).to_have_attribute("data-connection", "lost", timeout=6_000)
+            expect(tile(page, cut_key).get_by_text(TILE_LOST)).to_be_visible()
+            expect(tile(page, cut_key).locator(".tile-name")).to_have_text(names[cut_key])
+        cut_page.wait_for_function("() => window.sprechzimmerCall.state === 'reconnecting'", timeout=6_000)
+        expect(cut_page.get_by_text("Die Verbindung ist unterbrochen und wird wiederhergestellt …")).to_be_visible()
         noticed = time.monotonic() - started
         # Meanwhile staff and guest keep their call with each other.
         during = measure(others_)
-        report(f"patient cut, staff and guest meanwhile (noticed after {noticed:.1f} s):", during)
+        report(f"{who} cut, the others meanwhile (noticed after {noticed:.1f} s):", during)
         for own, result in during.items():
-            other = guest_key_ if own == "staff" else "staff"
+            other = next(k for k in others_ if k != own)
             rate = result["rates"][other]
             assert rate["fps"] >= MIN_FPS and rate["audioPackets"] > 0, f"{own} from {other} during the cut: {rate}"
-        expect(tile(staff, guest_key_)).to_have_attribute("data-connection", "live")
+            expect(tile(others_[own], other)).to_have_attribute("data-connection", "live")
+            # the cut member's tile stays through the cut (the server says: away)
+            expect(tile(others_[own], cut_key).get_by_text(TILE_LOST)).to_be_visible()
         for page in others_.values():
             assert page.evaluate("window.sprechzimmerCall.state") == "connected"
         remaining = CUT_SECONDS - (time.monotonic() - started)
@@ -341,7 +349,7 @@ def test_group_call_patient_cut_for_real_comes_back_and_the_others_talk_on(logge
             staff.wait_for_timeout(remaining * 1000)
         restored = cut.restore()
     took = members_back(pages, restored, timeout=30)
-    print(f"\ngroup of 3, patient cut {CUT_SECONDS} s: media from everyone on every page "
+    print(f"\ngroup of 3, {who} cut {CUT_SECONDS} s: media from everyone on every page "
           f"{'never' if took is None else f'{took:.2f} s'} after the restore")
     assert took is not None and took <= CUT_RECOVERY_SECONDS, (
         f"media both ways {took} s after the restore (goal {CUT_RECOVERY_SECONDS} s)\n"
@@ -353,7 +361,7 @@ def test_group_call_patient_cut_for_real_comes_back_and_the_others_talk_on(logge
             expect(tile(page, key)).to_have_attribute("data-connection", "live")
         expect(page.locator("#call-grid .tile-status:visible")).to_have_count(0)
     after = measure(pages)
-    report("three in the call after the patient's cut:", after)
+    report(f"three in the call after the {who}'s cut:", after)
     assert_media(after, {own: others(pages, own) for own in pages})
 
 

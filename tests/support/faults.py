@@ -218,7 +218,7 @@ def members_back(pages, since, timeout=30.0):
     waiting = {(own, key) for own in pages for key in pages if key != own}
     deadline = since + timeout
     any_page = next(iter(pages.values()))
-    while waiting and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         for own, page in pages.items():
             if not any(o == own for o, _ in waiting):
                 continue
@@ -226,6 +226,16 @@ def members_back(pages, since, timeout=30.0):
             for key in pages:
                 if (own, key) in waiting and _member_flowing(before[own], now, key):
                     waiting.discard((own, key))
-        if waiting:
-            any_page.wait_for_timeout(100)
-    return None if waiting else time.monotonic() - since
+        if not waiting:
+            # A few frames are not a picture back (a key that is about to be replaced, a
+            # last key frame): it counts once the frames keep coming for a second.
+            back = time.monotonic() - since
+            first = {own: members_inbound(page) for own, page in pages.items()}
+            any_page.wait_for_timeout(1000)
+            waiting = {(own, key) for own, page in pages.items() for key in pages if key != own
+                       and not _member_flowing(first[own], members_inbound(page), key, frames=5)}
+            if not waiting:
+                return back
+            before = first
+        any_page.wait_for_timeout(100)
+    return None

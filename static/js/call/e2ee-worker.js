@@ -13,8 +13,6 @@ let counter = 0;
 // into the call and everybody was told so.
 let mode = "encrypt";
 const stats = { encrypted: 0, decrypted: 0, dropped: {}, senders: 0, receivers: 0, kid: null };
-const transformers = { send: [], receive: [] };
-let receiverMissingKey = false;
 // Messages are handled in order: a key is installed before the next one replaces it.
 let queue = Promise.resolve();
 
@@ -22,7 +20,12 @@ function drop(reason) {
   stats.dropped[reason] = (stats.dropped[reason] || 0) + 1;
 }
 
-function transformFor(side, kind) {
+// A receiver whose decoder lost frames (no key yet, or a damaged frame) shows nothing
+// until the next key frame; the sender's browser makes one only when asked. Asked once
+// frames open again, not before: a key frame under a key this page lacks helps nobody.
+const KEY_FRAME_ASK_MS = 300;
+
+function transformFor(side, kind, transformer) {
   if (side === "send") {
     return async (frame, controller) => {
       if (mode === "clear") { controller.enqueue(frame); return; }
@@ -38,15 +41,26 @@ function transformFor(side, kind) {
       controller.enqueue(frame);
     };
   }
+  const picture = { starved: kind === "video", asked: 0 };
   return async (frame, controller) => {
     if (mode === "clear") { controller.enqueue(frame); return; }
     const data = new Uint8Array(frame.data);
     if (data.length === 0) { controller.enqueue(frame); return; }
     const result = await decryptFrame((kid) => receiveKeys.get(kid), data, clearBytes(kind, frame.type));
     if (result.error) {
-      if (result.error === "key") receiverMissingKey = true;
+      // (a replayed frame is a copy: the decoder lost nothing)
+      if (result.error !== "replay") picture.starved = kind === "video";
       drop(result.error);
       return;
+    }
+    if (picture.starved) {
+      const now = performance.now();
+      if (frame.type === "key") {
+        picture.starved = false;
+      } else if (transformer && transformer.sendKeyFrameRequest && now - picture.asked > KEY_FRAME_ASK_MS) {
+        picture.asked = now;
+        transformer.sendKeyFrameRequest().catch(() => {});
+      }
     }
     frame.data = result.data.buffer;
     stats.decrypted += 1;
@@ -56,8 +70,7 @@ function transformFor(side, kind) {
 
 function pipe(readable, writable, side, kind, transformer) {
   stats[side === "send" ? "senders" : "receivers"] += 1;
-  if (transformer) transformers[side].push({ kind, transformer });
-  const transform = transformFor(side, kind);
+  const transform = transformFor(side, kind, transformer);
   readable
     .pipeThrough(new TransformStream({
       transform: (frame, controller) => transform(frame, controller).catch(() => drop("error")),
@@ -73,15 +86,6 @@ self.onrtctransform = (event) => {
   pipe(t.readable, t.writable, t.options.side, t.options.kind, t);
 };
 
-// A fresh key frame lets a receiver that just got the key show a picture at once.
-function askKeyFrames(side) {
-  for (const { kind, transformer } of transformers[side]) {
-    if (kind !== "video") continue;
-    const ask = side === "send" ? transformer.generateKeyFrame : transformer.sendKeyFrameRequest;
-    if (typeof ask === "function") ask.call(transformer).catch(() => {});
-  }
-}
-
 async function onMessage(message) {
   switch (message.op) {
     case "streams": // createEncodedStreams (older Chromium)
@@ -91,16 +95,11 @@ async function onMessage(message) {
       sendKey = await deriveKeySalt(new Uint8Array(message.key), message.kid);
       counter = 0;
       stats.kid = message.kid;
-      askKeyFrames("send");
       break;
     case "receive-key": {
       const keySalt = await deriveKeySalt(new Uint8Array(message.key), message.kid);
       keySalt.replay = new ReplayWindow();
       receiveKeys.set(message.kid, keySalt);
-      if (receiverMissingKey) {
-        receiverMissingKey = false;
-        askKeyFrames("receive");
-      }
       break;
     }
     case "forget":

@@ -119,6 +119,12 @@ export class FrameEncryption {
     this.#applyMode();
   }
 
+  // This page (re)joins the relay: a page back from a cut finds the same members, but
+  // they forgot its key while it was away, so the next roster makes a new one.
+  joining() {
+    this.shared = null;
+  }
+
   async hello() {
     await this.ready;
     this.send({ type: "e2ee-hello", pub: this.supported ? this.pub : null });

@@ -351,6 +351,8 @@ const { actions, leave } = callActions(call, {
 });
 
 window.addEventListener("pagehide", () => {
+  // A guest who closes the page leaves the call; a cut network only makes them "away".
+  if (guest && call.joined) send({ type: "hangup" });
   socket.stop();
   transport.close();
 });

@@ -92,6 +92,7 @@ export class RelayTransport extends Transport {
       }
     }
     this.preferVp8();
+    e2ee.joining();
     e2ee.hello();
     try {
       await peer.setLocalDescription(await peer.createOffer());

@@ -136,7 +136,8 @@ def _close_the_removed_guests_pages(participant_id, appointment_id, **_):
     # On the guests' shared channel: only that guest's sockets act on it.
     try:
         # Gone for good, not away: their tile goes when their socket does.
-        extensions.hub.get().set_joined(appointment_id, member_key(Role.GUEST, participant_id), False)
+        extensions.hub.get().set_joined(appointment_id, member_key(Role.GUEST, participant_id),
+                                        False)
         extensions.hub.broadcast(appointment_id, {"type": "participant-removed",
                                                   "participant_id": participant_id},
                                  roles=(Role.GUEST,))

@@ -240,11 +240,14 @@ export class FrameEncryption {
       keys[member] = encode(out);
     }
     if (this.pending) clearTimeout(this.pending.timer);
-    const pending = { kid, base, waiting: new Set(recipients), ackedBy: new Set() };
+    const pending = { kid, base, recipients, waiting: new Set(recipients), ackedBy: new Set() };
     this.pending = pending;
     pending.timer = setTimeout(() => this.#switch(pending), SWITCH_TIMEOUT_MS);
     this.send({ type: "e2ee-key", kid, keys });
-    if (!recipients.length) this.#switch(pending);
+    // Waiting for receipts keeps the others' picture while they install the key. Where
+    // nobody could open the current key anyway (a page that just joined), there is
+    // nothing to keep: switch at once, which shortens a newcomer's start.
+    if (!recipients.length || !this.current || !this.current.recipients.length) this.#switch(pending);
   }
 
   #switch(pending) {

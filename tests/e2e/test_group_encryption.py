@@ -22,6 +22,7 @@ from tests.e2e.steps import (
 from tests.support.browsers import BrowserLoop
 from tests.support.page_media import measure, report, sees_members
 from tests.support import sframe
+from tests.support.waiting import wait_until
 
 # Records the frame keys a page installs for receiving, as a page kept alive by
 # someone who left the call could.
@@ -42,12 +43,22 @@ delete RTCRtpReceiver.prototype.createEncodedStreams;"""
 
 
 def encrypted_with_one_code(pages):
+    """Every page says "Ende-zu-Ende-verschlüsselt" and shows the same code, at one time
+    (each page gets there by itself, after the keys of everyone reached it)."""
+    pages = list(pages)
+    seen = []
+
+    def agreed():
+        seen[:] = [(page.locator("#e2ee").get_attribute("data-state"), page.locator("#e2ee-code").inner_text())
+                   for page in pages]
+        return all(state == "encrypted" for state, _ in seen) and len({code for _, code in seen}) == 1
+    try:
+        wait_until(agreed, "every page encrypted, with one code", timeout=20)
+    except AssertionError:
+        raise AssertionError(f"state and code of each page: {seen}") from None
     for page in pages:
-        expect(page.locator("#e2ee")).to_have_attribute("data-state", "encrypted", timeout=15_000)
         expect(page.locator("#e2ee-text")).to_have_text("Ende-zu-Ende-verschlüsselt")
-    codes = {page.locator("#e2ee-code").inner_text() for page in pages}
-    assert len(codes) == 1, codes
-    (code,) = codes
+    code = seen[0][1]
     assert len(code.replace(" ", "")) == 16 and code.replace(" ", "").isdigit(), code
     return code
 

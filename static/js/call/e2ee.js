@@ -344,7 +344,8 @@ export class FrameEncryption {
   // all members hold this page's key, and this page holds each member's key made for
   // all of the present members; the transforms run on its senders and receivers.
   encrypted() {
-    if (!this.supported || !this.current || this.pending || !this.code) return false;
+    // (a new key on its way does not change that: the current one is held by everyone)
+    if (!this.supported || !this.current || !this.code) return false;
     const everyone = [this.self, ...this.members];
     const keysHeld = this.members.every((m) => {
       const latest = this.latest.get(m);

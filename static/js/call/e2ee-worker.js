@@ -69,7 +69,8 @@ function transformFor(side, kind, transformer) {
 }
 
 function pipe(readable, writable, side, kind, transformer) {
-  stats[side === "send" ? "senders" : "receivers"] += 1;
+  const count = side === "send" ? "senders" : "receivers";
+  stats[count] += 1;
   const transform = transformFor(side, kind, transformer);
   readable
     .pipeThrough(new TransformStream({
@@ -77,7 +78,7 @@ function pipe(readable, writable, side, kind, transformer) {
     }))
     .pipeTo(writable)
     .catch(() => {}) // the sender or receiver was closed
-    .finally(() => { stats[side === "send" ? "senders" : "receivers"] -= 1; });
+    .finally(() => { stats[count] -= 1; });
 }
 
 // RTCRtpScriptTransform (Chromium, Firefox, Safari).
@@ -109,7 +110,7 @@ async function onMessage(message) {
       mode = message.mode;
       break;
     case "stats":
-      self.postMessage({ op: "stats", stats: JSON.parse(JSON.stringify(stats)) });
+      self.postMessage({ op: "stats", stats }); // (a copy: postMessage clones it)
       break;
     default:
       break;

@@ -11,21 +11,13 @@
 // newcomer cannot read what was sent before and a leaver nothing sent after. The sender
 // switches to it once everyone acknowledged it (or after SWITCH_TIMEOUT_MS); receivers
 // keep a sender's old key for OVERLAP_MS, so the switch loses no frame.
+import { encode, importPublicKey, open, seal, verificationCode, wrapKey } from "./keywrap.js";
 import { log } from "./page.js";
 
 const SWITCH_TIMEOUT_MS = 1500;
 const OVERLAP_MS = 3000;
 const REKEY_DEBOUNCE_MS = 40;
 const STATS_INTERVAL_MS = 1000;
-const WRAP_INFO = new TextEncoder().encode("Sprechzimmer E2EE key wrap v1");
-
-const encode = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
-  .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-
-function decode(text) {
-  const plain = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-  return Uint8Array.from(plain, (c) => c.charCodeAt(0));
-}
 
 function randomKid() {
   const b = crypto.getRandomValues(new Uint8Array(6));
@@ -38,14 +30,6 @@ export function frameTransformApi() {
   if (window.RTCRtpScriptTransform) return "script";
   if (window.RTCRtpSender && RTCRtpSender.prototype.createEncodedStreams) return "streams";
   return null;
-}
-
-// The code every page of a call shows: SHA-256 over all members' public keys, as four
-// groups of four digits. Equal on all pages exactly when they all saw the same keys.
-export async function verificationCode(pubs) {
-  const text = new TextEncoder().encode(pubs.slice().sort().join("\n"));
-  const digest = new DataView(await crypto.subtle.digest("SHA-256", text));
-  return [0, 2, 4, 6].map((i) => String(digest.getUint16(i) % 10000).padStart(4, "0")).join(" ");
 }
 
 export class FrameEncryption {
@@ -66,6 +50,7 @@ export class FrameEncryption {
     this.kids = new Map(); // member key -> [kid, ...] installed here, oldest first
     this.workerStats = null;
     this.code = null;
+    this.shared = null; // the recipients and their public keys the current key was made for
     this.worker = null;
     this.mode = "encrypt";
     this.ready = this.api ? this.#init() : Promise.resolve();
@@ -145,8 +130,7 @@ export class FrameEncryption {
       // Still answered: a page that comes later learns that this one cannot encrypt.
       if (message.type === "e2ee-hello" && this.heard.get(message.from) !== message.pub) {
         this.heard.set(message.from, message.pub);
-        clearTimeout(this.replyTimer);
-        this.replyTimer = setTimeout(() => this.hello(), REKEY_DEBOUNCE_MS);
+        this.#helloLater();
       }
       return;
     }
@@ -168,6 +152,12 @@ export class FrameEncryption {
     this.onChange();
   }
 
+  // Whoever said hello with a key new here learns this page's; several at once get one.
+  #helloLater() {
+    clearTimeout(this.replyTimer);
+    this.replyTimer = setTimeout(() => this.hello(), REKEY_DEBOUNCE_MS);
+  }
+
   async #onHello(message) {
     const pub = typeof message.pub === "string" ? message.pub : null;
     const known = this.peers.get(message.from);
@@ -175,7 +165,7 @@ export class FrameEncryption {
     let publicKey = null;
     if (pub) {
       try {
-        publicKey = await crypto.subtle.importKey("raw", decode(pub), { name: "ECDH", namedCurve: "P-256" }, false, []);
+        publicKey = await importPublicKey(pub);
       } catch (e) {
         log("e2ee: unusable public key from", message.from);
         return;
@@ -184,8 +174,7 @@ export class FrameEncryption {
     // A reloaded page has a new key pair: what came from its old one is void.
     if (known) this.#forgetLater(message.from, 0);
     this.peers.set(message.from, { pub, publicKey, wrap: {} });
-    clearTimeout(this.replyTimer);
-    this.replyTimer = setTimeout(() => this.hello(), REKEY_DEBOUNCE_MS);
+    this.#helloLater();
     this.#membersChanged();
   }
 
@@ -193,18 +182,11 @@ export class FrameEncryption {
     const peer = this.peers.get(member);
     if (!peer || !peer.publicKey) return null;
     if (!peer.wrap[direction]) {
-      const secret = await crypto.subtle.deriveBits({ name: "ECDH", public: peer.publicKey }, this.keyPair.privateKey, 256);
-      const ikm = await crypto.subtle.importKey("raw", secret, "HKDF", false, ["deriveKey"]);
       const [from, to] = direction === "out" ? [this.pub, peer.pub] : [peer.pub, this.pub];
-      const salt = new TextEncoder().encode(from + "." + to);
-      peer.wrap[direction] = await crypto.subtle.deriveKey({ name: "HKDF", hash: "SHA-256", salt, info: WRAP_INFO },
-        ikm, { name: "AES-GCM", length: 256 }, false, [direction === "out" ? "encrypt" : "decrypt"]);
+      peer.wrap[direction] = await wrapKey(this.keyPair.privateKey, peer.publicKey, from, to,
+        direction === "out" ? "encrypt" : "decrypt");
     }
     return peer.wrap[direction];
-  }
-
-  #aad(kid, from, to) {
-    return new TextEncoder().encode(kid + "|" + from + "|" + to);
   }
 
   // The members with a usable public key: a change of this set needs a new frame key.
@@ -230,14 +212,7 @@ export class FrameEncryption {
     const recipients = this.#recipients();
     const keys = {};
     for (const member of recipients) {
-      const wrapKey = await this.#wrapKey(member, "out");
-      const iv = crypto.getRandomValues(new Uint8Array(12));
-      const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: this.#aad(kid, this.self, member) },
-        wrapKey, base);
-      const out = new Uint8Array(12 + sealed.byteLength);
-      out.set(iv);
-      out.set(new Uint8Array(sealed), 12);
-      keys[member] = encode(out);
+      keys[member] = await seal(await this.#wrapKey(member, "out"), base, kid, this.self, member);
     }
     if (this.pending) clearTimeout(this.pending.timer);
     const pending = { kid, base, recipients, waiting: new Set(recipients), ackedBy: new Set() };
@@ -264,13 +239,11 @@ export class FrameEncryption {
     const wrapped = message.keys && message.keys[this.self];
     const from = message.from;
     if (typeof wrapped !== "string" || !Number.isSafeInteger(message.kid)) return;
-    const wrapKey = await this.#wrapKey(from, "in");
-    if (!wrapKey) return;
+    const key = await this.#wrapKey(from, "in");
+    if (!key) return;
     let base;
     try {
-      const bytes = decode(wrapped);
-      base = await crypto.subtle.decrypt({ name: "AES-GCM", iv: bytes.subarray(0, 12),
-        additionalData: this.#aad(message.kid, from, this.self) }, wrapKey, bytes.subarray(12));
+      base = await open(key, wrapped, message.kid, from, this.self);
     } catch (e) {
       log("e2ee: a key from", from, "does not open");
       return;

@@ -23,10 +23,16 @@ export function showEncryption(e2ee, mode, connected) {
   $("#e2ee-code-box").hidden = !code;
 }
 
+// The socket's messages of the key agreement go to e2ee.js.
+export function encryptionHandlers(e2ee, ctx) {
+  const pass = (m) => e2ee.receive(m);
+  return { "e2ee-hello": (m) => { pass(m); if (ctx.group) warnUnencrypted(m); }, "e2ee-key": pass, "e2ee-ack": pass };
+}
+
 // Staff learn before a group call whose browser cannot encrypt it (every page of a group
 // tariff says hello with its welcome); the practice's setting decides whether it may join.
 const warned = new Set();
-export function warnUnencrypted(message) {
+function warnUnencrypted(message) {
   if (role !== "staff" || message.pub !== null || warned.has(message.from)) return;
   warned.add(message.from);
   // Stays up (an error notice) until the next one: the practice may have to act on it.

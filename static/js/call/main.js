@@ -10,7 +10,7 @@ import { Grid } from "./grid.js";
 import { LocalMedia } from "./media.js";
 import { P2PTransport } from "./p2p.js";
 import { LostWatch } from "./lost.js";
-import { showEncryption, warnUnencrypted } from "./lock.js";
+import { encryptionHandlers, showEncryption } from "./lock.js";
 import { notice, noticeUnlessError, onActions, role, root, t } from "./page.js";
 import { Quality } from "./quality.js";
 import { RelayTransport } from "./relay.js";
@@ -120,9 +120,7 @@ const handlers = {
     e2ee.setRequired(m.e2ee !== "warn");
     e2ee.setMembers(grid.roster.filter((p) => !p.away).map((p) => p.key));
   },
-  "e2ee-hello": (m) => { e2ee.receive(m); if (ctx.group) warnUnencrypted(m); },
-  "e2ee-key": (m) => e2ee.receive(m),
-  "e2ee-ack": (m) => e2ee.receive(m),
+  ...encryptionHandlers(e2ee, ctx),
   signal: (m) => transport.receive(m),
   "restart-ice": (m) => transport.receive(m),
   "relay-answer": (m) => transport.receive(m),
@@ -363,7 +361,6 @@ window.sprechzimmerCall = {
   get state() { return viewOf(call, connection()); },
   get mode() { return transport.mode; },
   get slots() { return Object.assign({}, grid.slots); },
-  get e2ee() { return { encrypted: e2ee.encrypted(), code: e2ee.code, stats: e2ee.workerStats }; },
 };
 
 onActions(actions);

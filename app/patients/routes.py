@@ -110,6 +110,11 @@ def create_appointment():
             # The tariff refuses it: not a typo the user can fix in the field.
             status = 403 if not has_feature(practice, "sms") else 422
     if valid and editing.refuse_double_booking(practice, form):
+        # The overlap may be this very form's twin, sent at the same time and saved
+        # since the first look: then it is a repeat, not a double booking.
+        done = submissions.earlier(practice, key, "appointment")
+        if done is not None:
+            return _created(practice, done.appointment)
         valid, status = False, 409
     if not valid:
         return render("patients/index.html", "patients/_form.html", status=status,

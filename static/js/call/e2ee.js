@@ -13,23 +13,17 @@
 // keep a sender's old key for OVERLAP_MS, so the switch loses no frame.
 import { encode, importPublicKey, open, seal, verificationCode, wrapKey } from "./keywrap.js";
 import { log } from "./page.js";
+import { FrameTransforms, frameTransformApi } from "./transforms.js";
+
+export { frameTransformApi };
 
 const SWITCH_TIMEOUT_MS = 1500;
 const OVERLAP_MS = 3000;
 const REKEY_DEBOUNCE_MS = 40;
-const STATS_INTERVAL_MS = 1000;
 
 function randomKid() {
   const b = crypto.getRandomValues(new Uint8Array(6));
   return b.reduce((value, byte) => value * 256 + byte, 0);
-}
-
-// Which API this browser offers for frame transforms, or null.
-export function frameTransformApi() {
-  if (!window.crypto || !crypto.subtle || !window.Worker) return null;
-  if (window.RTCRtpScriptTransform) return "script";
-  if (window.RTCRtpSender && RTCRtpSender.prototype.createEncodedStreams) return "streams";
-  return null;
 }
 
 export class FrameEncryption {
@@ -48,11 +42,9 @@ export class FrameEncryption {
     this.pending = null; // {kid, base, waiting: Set, timer}
     this.latest = new Map(); // member key -> {kid, recipients: Set} of their newest key
     this.kids = new Map(); // member key -> [kid, ...] installed here, oldest first
-    this.workerStats = null;
     this.code = null;
     this.shared = null; // the recipients and their public keys the current key was made for
-    this.worker = null;
-    this.mode = "encrypt";
+    this.transforms = null;
     this.ready = this.api ? this.#init() : Promise.resolve();
   }
 
@@ -60,11 +52,7 @@ export class FrameEncryption {
     try {
       this.keyPair = await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, false, ["deriveBits"]);
       this.pub = encode(await crypto.subtle.exportKey("raw", this.keyPair.publicKey));
-      this.worker = new Worker(new URL("./e2ee-worker.js", import.meta.url), { type: "module" });
-      this.worker.onmessage = (event) => {
-        if (event.data.op === "stats") { this.workerStats = event.data.stats; this.onChange(); }
-      };
-      this.statsTimer = setInterval(() => this.worker.postMessage({ op: "stats" }), STATS_INTERVAL_MS);
+      this.transforms = new FrameTransforms(this.api, () => this.onChange());
     } catch (e) {
       log("frame encryption unavailable", e);
       this.api = null;
@@ -82,13 +70,7 @@ export class FrameEncryption {
   }
 
   attach(endpoint, side, kind) {
-    if (!this.worker) return;
-    if (this.api === "script") {
-      endpoint.transform = new RTCRtpScriptTransform(this.worker, { side, kind });
-    } else {
-      const { readable, writable } = endpoint.createEncodedStreams();
-      this.worker.postMessage({ op: "streams", readable, writable, side, kind }, [readable, writable]);
-    }
+    if (this.transforms) this.transforms.attach(endpoint, side, kind);
   }
 
   // ---- key agreement -----------------------------------------------------------------------
@@ -230,7 +212,7 @@ export class FrameEncryption {
     clearTimeout(pending.timer);
     this.pending = null;
     this.current = pending;
-    this.worker.postMessage({ op: "send-key", kid: pending.kid, key: pending.base.buffer.slice(0) });
+    this.transforms.sendWith(pending.kid, pending.base.buffer.slice(0));
     log("e2ee: sending with key", pending.kid);
     this.onChange();
   }
@@ -248,7 +230,7 @@ export class FrameEncryption {
       log("e2ee: a key from", from, "does not open");
       return;
     }
-    this.worker.postMessage({ op: "receive-key", kid: message.kid, key: base });
+    this.transforms.receiveWith(message.kid, base);
     const kids = this.kids.get(from) || [];
     const older = kids.slice();
     this.kids.set(from, kids.concat([message.kid]));
@@ -272,8 +254,8 @@ export class FrameEncryption {
   }
 
   #forget(member, kids) {
-    if (!this.worker || !kids.length) return;
-    this.worker.postMessage({ op: "forget", kids });
+    if (!this.transforms || !kids.length) return;
+    this.transforms.forget(kids);
     const left = (this.kids.get(member) || []).filter((k) => !kids.includes(k));
     if (left.length) this.kids.set(member, left);
     else this.kids.delete(member);
@@ -288,12 +270,7 @@ export class FrameEncryption {
   // Where the practice lets a browser without frame encryption in and one is here,
   // everybody sends and receives in clear (and every page says so, lock.js).
   #applyMode() {
-    const mode = !this.required && this.unencrypted().length ? "clear" : "encrypt";
-    if (this.worker && mode !== this.mode) {
-      this.mode = mode;
-      this.worker.postMessage({ op: "mode", mode });
-      log("e2ee: frames are sent and received", mode === "clear" ? "in clear" : "encrypted");
-    }
+    if (this.transforms) this.transforms.setMode(!this.required && this.unencrypted().length ? "clear" : "encrypt");
   }
 
   async #updateCode() {
@@ -325,8 +302,6 @@ export class FrameEncryption {
       return latest && everyone.every((k) => k === m || latest.recipients.has(k));
     });
     const acked = this.members.every((m) => this.current.ackedBy.has(m));
-    const running = this.workerStats && this.workerStats.senders > 0
-      && (this.members.length === 0 || this.workerStats.receivers > 0);
-    return keysHeld && acked && !!running;
+    return keysHeld && acked && this.transforms.running(this.members.length > 0);
   }
 }

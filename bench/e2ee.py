@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.steps import (  # noqa: E402
-    add_participant, guest_joins, guest_key, guest_link, in_relay_mode, invite, login, open_panel, patient_waits,
-    start_call,
+    NO_FRAME_TRANSFORMS, add_participant, allow_unencrypted_group_calls, guest_joins, guest_key, guest_link,
+    in_relay_mode, invite, login, open_panel, patient_waits, start_call,
 )
 from tests.support.chromium import launch  # noqa: E402
 from tests.support.fakes import SmtpServer  # noqa: E402
@@ -42,9 +42,6 @@ from tests.support.page_media import measure  # noqa: E402
 from tests.support.stack import local_stack  # noqa: E402
 
 NOW = "performance.timeOrigin + performance.now()"
-NO_FRAME_TRANSFORMS = """delete window.RTCRtpScriptTransform;
-delete RTCRtpSender.prototype.createEncodedStreams;
-delete RTCRtpReceiver.prototype.createEncodedStreams;"""
 # When frames from each member were decoded, as wall-clock times per member key: getStats
 # every 40 ms (requestVideoFrameCallback follows rendering, which headless Chromium
 # throttles on a busy machine, so it would measure the compositor, not the media).
@@ -254,9 +251,9 @@ def main():
             admin = browser.new_context(base_url=server.base_url, locale="de-DE").new_page()
             login(admin, email)
             results["encrypted"] = run_mode(browser, server, smtp, email, True, args, "a")
-            set_setting(admin, True)
+            allow_unencrypted_group_calls(admin, True)
             results["clear"] = run_mode(browser, server, smtp, email, False, args, "b")
-            set_setting(admin, False)
+            allow_unencrypted_group_calls(admin, False)
             browser.close()
     finally:
         stack.close()
@@ -268,13 +265,6 @@ def main():
     extra = per_frame(results["encrypted"]) / per_frame(results["clear"]) - 1
     print(f"CPU per decoded frame with encryption: {extra * 100:+.0f} % against the clear call "
           "(on 2 cores five pages use all there is, so the total says little)")
-
-
-def set_setting(admin, allow):
-    admin.goto("/einstellungen")
-    admin.get_by_label("Browser ohne Ende-zu-Ende-Verschlüsselung in Gruppengespräche lassen").set_checked(allow)
-    admin.get_by_role("button", name="Speichern").click()
-    admin.get_by_text("Die Einstellungen wurden gespeichert.").wait_for()
 
 
 if __name__ == "__main__":

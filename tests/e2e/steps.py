@@ -232,3 +232,17 @@ def group_call(stack, smtp, staff, patient, guests, patient_name, guest_people):
     for own, page in pages.items():
         sees_members(page, {k: names[k] for k in pages if k != own})
     return appointment_id, pages, names
+
+
+# A browser without frame transforms (an old one): added to its context before any page.
+NO_FRAME_TRANSFORMS = """delete window.RTCRtpScriptTransform;
+delete RTCRtpSender.prototype.createEncodedStreams;
+delete RTCRtpReceiver.prototype.createEncodedStreams;"""
+
+
+def allow_unencrypted_group_calls(admin, allow):
+    """Einstellungen → Gruppengespräche: let browsers without frame encryption in, or not."""
+    admin.goto("/einstellungen")
+    admin.get_by_label("Browser ohne Ende-zu-Ende-Verschlüsselung in Gruppengespräche lassen").set_checked(allow)
+    admin.get_by_role("button", name="Speichern").click()
+    expect(admin.get_by_text("Die Einstellungen wurden gespeichert.")).to_be_visible()

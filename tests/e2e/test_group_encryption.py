@@ -17,7 +17,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.steps import (
-    add_participant, guest_joins, guest_key, guest_link, in_relay_mode, invite, open_panel, patient_waits, start_call,
+    NO_FRAME_TRANSFORMS, add_participant, allow_unencrypted_group_calls, guest_joins, guest_key, guest_link,
+    in_relay_mode, invite, login, open_panel, patient_waits, start_call,
 )
 from tests.support.browsers import BrowserLoop
 from tests.support.page_media import measure, report, sees_members
@@ -36,10 +37,6 @@ KEEP_KEYS = """(() => {
     return post.call(this, message, ...rest);
   };
 })();"""
-# An old browser: no frame transforms at all.
-NO_FRAME_TRANSFORMS = """delete window.RTCRtpScriptTransform;
-delete RTCRtpSender.prototype.createEncodedStreams;
-delete RTCRtpReceiver.prototype.createEncodedStreams;"""
 
 
 def encrypted_with_one_code(pages):
@@ -193,14 +190,6 @@ def test_group_call_is_end_to_end_encrypted(logged_in, other_page, more_pages, s
     aio.run(spy.close())
 
 
-def set_allow_unencrypted(staff, allow):
-    staff.goto("/einstellungen")
-    box = staff.get_by_label("Browser ohne Ende-zu-Ende-Verschlüsselung in Gruppengespräche lassen")
-    box.set_checked(allow)
-    staff.get_by_role("button", name="Speichern").click()
-    expect(staff.get_by_text("Die Einstellungen wurden gespeichert.")).to_be_visible()
-
-
 def test_a_browser_without_frame_encryption(logged_in, other_page, more_pages, smtp, stack, aio):
     """Refused by default, with the reason for the guest and for staff; let in where the
     practice allows it, and then every page warns and the frames go in clear: the
@@ -225,9 +214,8 @@ def test_a_browser_without_frame_encryption(logged_in, other_page, more_pages, s
 
     try:
         admin = more_pages()
-        from tests.e2e.steps import login
         login(admin, stack.practices["premium"]["email"])
-        set_allow_unencrypted(admin, True)
+        allow_unencrypted_group_calls(admin, True)
         guest.reload()
         guest_joins(guest)
         pages = {"staff": staff, "patient": patient, uwe: guest}
@@ -248,4 +236,4 @@ def test_a_browser_without_frame_encryption(logged_in, other_page, more_pages, s
             assert len(sframe.decodable(seen[publisher])) >= len(seen[publisher]) // 2, publisher
         aio.run(spy.close())
     finally:
-        set_allow_unencrypted(admin, False)
+        allow_unencrypted_group_calls(admin, False)

@@ -22,6 +22,11 @@ The appointment (sender: its id) is gone with its link, participants and chat.
 Keyword: practice_id.
 """)
 
+participant_added = _signals.signal("participant-added", doc="""
+A further participant (sender: its id) was added to an appointment and invited.
+Keyword: appointment_id.
+""")
+
 participant_removed = _signals.signal("participant-removed", doc="""
 A further participant (sender: its id) was taken off an appointment; its link is dead.
 Keyword: appointment_id.

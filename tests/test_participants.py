@@ -578,3 +578,11 @@ def test_a_choice_not_offered_is_refused_beside_the_field(app, auth, premium, fi
     page = Html(response.get_data(as_text=True))
     assert page.text(f"{PREFIX.format(premium)}{field}-error") == message
     assert participants(app) == [] and len(outbox(app)) == len(before)
+
+
+def test_a_guest_added_during_the_call_page_is_news_for_staff(app, auth, premium, live):
+    # The staff call page lists them as waiting at once (its list fetches itself on "people").
+    staff_ws = live.connect(f"/ws/anruf/{premium}", auth.client)
+    staff_ws.expect("welcome")
+    assert auth.post(add_url(premium), data=person(premium)).status_code == 201
+    assert staff_ws.recv() == {"type": "people"}

@@ -131,6 +131,15 @@ def _end_with_the_appointment(appointment_id, **_):
     group.end(appointment_id)
 
 
+@events.participant_added.connect
+def _new_guest_on_the_staff_list(participant_id, appointment_id, **_):
+    # A staff call page open meanwhile lists them as waiting at once, not at the next change.
+    try:
+        people.changed(extensions.hub.get(), appointment_id)
+    except HubUnavailable:
+        log.info("staff not told of the new guest appointment=%s hub=unavailable", appointment_id)
+
+
 @events.participant_removed.connect
 def _close_the_removed_guests_pages(participant_id, appointment_id, **_):
     # On the guests' shared channel: only that guest's sockets act on it.

@@ -66,6 +66,7 @@ def add_participant(practice, staff, appointment, form, consent_text,
             continue
         log.info("participant added appointment=%s participant=%s seat=%s",
                  appointment_id, participant.id, seat)
+        events.participant_added.send(participant.id, appointment_id=appointment_id)
         return participant
     raise NoSeatLeft()
 

@@ -314,6 +314,28 @@ def test_a_pick_on_the_board_reaches_the_waiting_patient(app, make_call):
     assert patient.expect("delay") == {"type": "delay", "minutes": 5}
 
 
+def test_a_typed_notice_from_the_board_reaches_the_waiting_patient(app, make_call):
+    call = todays_call(app, make_call)
+    html = line(board_html(call.staff_auth), call.id)
+    assert '<option value="text">Eigener Hinweis …</option>' in html
+    assert f'name="d{call.id}-text"' in html
+    assert 'aria-label="Eigener Hinweis an den Patienten: Erika Mustermann"' in html
+    patient = call.patient()
+    response = board_delay(call, action="text", text="Notfall in der Praxis, bitte etwas Geduld")
+    assert response.status_code == 200
+    assert patient.expect("delay") == {"type": "delay", "text": "Notfall in der Praxis, bitte etwas Geduld"}
+    # The line shows what the patient sees: the own notice chosen, with its text.
+    body = line(board_html(call.staff_auth), call.id)
+    assert '<option value="text" selected>' in body
+    assert 'value="Notfall in der Praxis, bitte etwas Geduld"' in body
+    # A refused text stays in the box, marked, for the user to mend.
+    refused = board_delay(call, action="text", text="x" * 201).get_data(as_text=True)
+    assert 'value="' + "x" * 201 + '"' in refused and '<option value="text" selected>' in refused
+    assert f'id="board-delay-{call.id}-error"' in refused
+    with app.app_context():
+        assert db.session.get(Appointment, call.id).delay_notice == "Notfall in der Praxis, bitte etwas Geduld"
+
+
 @pytest.mark.parametrize("data, message", [
     ({"action": ""}, "Bitte wählen Sie eine Verspätung aus."),
     ({"action": "7"}, "Bitte wählen Sie eine Verspätung aus."),

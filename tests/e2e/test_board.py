@@ -68,6 +68,16 @@ def test_board_delay_call_and_record(logged_in, other_page, smtp, stack):
     line.get_by_role("button", name="Mitteilen").click()
     expect(patient.locator("#delay-notice")).to_have_text("Ihr Termin beginnt ca. 15 Min. später.")
     expect(line.get_by_role("combobox")).to_have_value("15")
+    # Or a text of the practice's own: its box shows only once "Eigener Hinweis …" is chosen.
+    own = line.get_by_role("textbox", name=f"Eigener Hinweis an den Patienten: {' '.join(NAME)}")
+    expect(own).to_be_hidden()
+    line.get_by_role("combobox").select_option("text")
+    expect(own).to_be_visible()
+    assert own.bounding_box()["height"] >= 44
+    own.fill("Es dauert heute etwas länger.")
+    line.get_by_role("button", name="Mitteilen").click()
+    expect(patient.locator("#delay-notice")).to_have_text("Es dauert heute etwas länger.")
+    expect(own).to_have_value("Es dauert heute etwas länger.")
 
     start_call(staff, patient, " ".join(NAME))
     time.sleep(1.2)  # a call of a little more than a second

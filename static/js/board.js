@@ -126,6 +126,37 @@
     });
   }
 
+  // A line's delay pick that the user is choosing or typing in (not yet sent): its
+  // values by field id, so that a live refresh of the board does not take them away.
+  function unsent() {
+    var values = {};
+    board().querySelectorAll(".board-delay select, .board-delay input[type=text]").forEach(function (field) {
+      var changed = field.tagName === "SELECT"
+        ? field.selectedIndex !== Math.max(0, Array.prototype.findIndex.call(field.options,
+          function (option) { return option.defaultSelected; }))
+        : field.value !== field.defaultValue;
+      if (changed && field.id) values[field.id] = field.value;
+    });
+    return values;
+  }
+
+  var kept = {};
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "board") kept = unsent();
+  });
+
+  // At once with the swap (not at settle, 20 ms later): no moment shows the old choice.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (!event.detail.elt || event.detail.elt.id !== "board") return;
+    // (htmx itself keeps the focus on a field with an id)
+    Object.keys(kept).forEach(function (id) {
+      var field = document.getElementById(id);
+      if (field) field.value = kept[id];
+    });
+    kept = {};
+  });
+
   document.addEventListener("htmx:afterSettle", function (event) {
     if (!event.detail.elt || event.detail.elt.id !== "board") return;
     look();

@@ -67,6 +67,8 @@ def test_board_delay_call_and_record(logged_in, other_page, smtp, stack):
     pick.select_option("15")
     line.get_by_role("button", name="Mitteilen").click()
     expect(patient.locator("#delay-notice")).to_have_text("Ihr Termin beginnt ca. 15 Min. später.")
+    # (the patient may hear it before the staff's page has the answer: that form is next)
+    staff.wait_for_function("() => !document.querySelector('#board .htmx-request')")
     expect(line.get_by_role("combobox")).to_have_value("15")
     # Or a text of the practice's own: its box shows only once "Eigener Hinweis …" is chosen.
     own = line.get_by_role("textbox", name=f"Eigener Hinweis an den Patienten: {' '.join(NAME)}")
@@ -75,6 +77,13 @@ def test_board_delay_call_and_record(logged_in, other_page, smtp, stack):
     expect(own).to_be_visible()
     assert own.bounding_box()["height"] >= 44
     own.fill("Es dauert heute etwas länger.")
+    # A live refresh of the board meanwhile (someone else's news) keeps what is being typed.
+    staff.evaluate("""() => new Promise((done) => {
+      document.addEventListener("htmx:afterSettle", (e) => { if (e.detail.elt.id === "board") done(); });
+      htmx.trigger("#board", "board-changed");
+    })""")
+    expect(own).to_have_value("Es dauert heute etwas länger.")
+    expect(line.get_by_role("combobox")).to_have_value("text")
     line.get_by_role("button", name="Mitteilen").click()
     expect(patient.locator("#delay-notice")).to_have_text("Es dauert heute etwas länger.")
     expect(own).to_have_value("Es dauert heute etwas länger.")

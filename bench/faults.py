@@ -75,21 +75,23 @@ class OneToOne:
     """Staff and patient in a 1:1 call; start() again after a run that never came back."""
 
     label = "1:1"
+    # Calls started in this process: each invites a person of its own, as the same one at
+    # the same time would be refused as a double booking.
+    started = 0
 
     def __init__(self, browser, server, smtp):
         self.browser, self.server, self.smtp = browser, server, smtp
         self.contexts = []
-        self.count = 0
 
     def start(self):
         for context in self.contexts:
             context.close()
-        self.count += 1
+        OneToOne.started += 1
         staff_ctx, self.staff = new_page(self.browser, self.server.base_url)
         patient_ctx, self.patient = new_page(self.browser, self.server.base_url)
         self.contexts = [staff_ctx, patient_ctx]
         login(self.staff, self.server.practices["standard"]["email"])
-        last = f"Netzbench{chr(ord('a') + self.count)}"
+        last = f"Netzbench{chr(ord('a') + OneToOne.started)}"
         link = invite(self.staff, self.server, self.smtp, "Bea", last, f"bea.{last.lower()}@example.org")
         patient_waits(self.patient, link)
         start_call(self.staff, self.patient, f"Bea {last}")
@@ -112,13 +114,13 @@ class Group(OneToOne):
     def start(self):
         for context in self.contexts:
             context.close()
-        self.count += 1
+        OneToOne.started += 1
         staff_ctx, staff = new_page(self.browser, self.server.base_url)
         patient_ctx, patient = new_page(self.browser, self.server.base_url)
         guest_ctx, guest = new_page(self.browser, self.server.base_url)
         self.contexts = [staff_ctx, patient_ctx, guest_ctx]
         login(staff, self.server.practices["premium"]["email"])
-        suffix = chr(ord("a") + self.count)
+        suffix = chr(ord("a") + OneToOne.started)
         _, self.pages, _ = group_call(self.server, self.smtp, staff, patient, [guest], f"Greta Gruppenbench{suffix}",
                                       [("Gero", f"Gastbench{suffix}")])
         assert members_back(self.pages, time.monotonic(), timeout=20) is not None

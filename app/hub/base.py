@@ -221,8 +221,8 @@ class InProcessHub(Hub):
             self._joined.pop(appointment_id, None)
 
     def reset(self, appointment_id):
+        self.forget_joined(appointment_id)
         with self._lock:
-            self._joined.pop(appointment_id, None)
             current = self._states.get(appointment_id)
             if current is not None:
                 # The version keeps rising so that a timer of an earlier ring stays harmless.

@@ -296,7 +296,7 @@ class RedisHub(Hub):
     @_unavailable
     def reset(self, appointment_id):
         self._reset(keys=[self._state_key(appointment_id)], args=[IDLE, STATE_TTL_SECONDS])
-        self.redis.delete(self._joined_key(appointment_id))
+        self.forget_joined(appointment_id)
 
     @_unavailable
     def joined(self, appointment_id):

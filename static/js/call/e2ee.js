@@ -15,8 +15,6 @@ import { encode, importPublicKey, open, seal, verificationCode, wrapKey } from "
 import { log } from "./page.js";
 import { FrameTransforms, frameTransformApi } from "./transforms.js";
 
-export { frameTransformApi };
-
 const SWITCH_TIMEOUT_MS = 1500;
 const OVERLAP_MS = 3000;
 const REKEY_DEBOUNCE_MS = 40;

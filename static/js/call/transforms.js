@@ -26,10 +26,6 @@ export class FrameTransforms {
     this.statsTimer = setInterval(() => this.worker.postMessage({ op: "stats" }), STATS_INTERVAL_MS);
   }
 
-  peerConfig() {
-    return this.api === "streams" ? { encodedInsertableStreams: true } : {};
-  }
-
   attach(endpoint, side, kind) {
     if (this.api === "script") {
       endpoint.transform = new RTCRtpScriptTransform(this.worker, { side, kind });
@@ -54,7 +50,7 @@ export class FrameTransforms {
   }
 
   forget(kids) {
-    if (kids.length) this.worker.postMessage({ op: "forget", kids });
+    this.worker.postMessage({ op: "forget", kids });
   }
 
   // "clear" where the practice lets a browser without frame encryption in and one is here.

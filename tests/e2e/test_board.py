@@ -76,6 +76,7 @@ def test_board_delay_call_and_record(logged_in, other_page, smtp, stack):
     line.get_by_role("combobox").select_option("text")
     expect(own).to_be_visible()
     assert own.bounding_box()["height"] >= 44
+    assert_accessible(staff, "board with the own delay text")
     own.fill("Es dauert heute etwas länger.")
     # A live refresh of the board meanwhile (someone else's news) keeps what is being typed.
     staff.evaluate("""() => new Promise((done) => {
